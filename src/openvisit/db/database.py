@@ -59,7 +59,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """The engine and two kinds of session: `write()` for a use case that changes state, `read()` for queries."""
+    """The engine and two kinds of session: `write()` for a use case that changes state, `read()` to query."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

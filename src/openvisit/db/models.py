@@ -50,7 +50,7 @@ ACTIVE_STATUS_SQL = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_VISIT_STATUS
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime()}
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy reads it as declared
 
 
 def _now() -> Any:
@@ -171,7 +171,9 @@ class Resident(Timestamped, Base):
     """A person in prison, imported from the prison's records and identified by their number."""
 
     __tablename__ = "resident"
-    __table_args__ = (sa.CheckConstraint("allowance_override IS NULL OR allowance_override >= 0", name="allowance"),)
+    __table_args__ = (
+        sa.CheckConstraint("allowance_override IS NULL OR allowance_override >= 0", name="allowance"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(sa.String(32), unique=True)
@@ -250,14 +252,16 @@ class AuthSession(Base):
     """A cookie login (user or resident at a station); the cookie holds a random id, we keep its hash."""
 
     __tablename__ = "auth_session"
-    __table_args__ = (
-        sa.CheckConstraint("(user_id IS NULL) <> (resident_id IS NULL)", name="one_subject"),
-    )
+    __table_args__ = (sa.CheckConstraint("(user_id IS NULL) <> (resident_id IS NULL)", name="one_subject"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
-    resident_id: Mapped[int | None] = mapped_column(sa.ForeignKey("resident.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    resident_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("resident.id", ondelete="CASCADE"), index=True
+    )
     station_id: Mapped[int | None] = mapped_column(sa.ForeignKey("station.id"))
     second_factor_done: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
@@ -271,14 +275,16 @@ class ApiToken(Base):
     """A bearer token for API clients; only its hash is kept."""
 
     __tablename__ = "api_token"
-    __table_args__ = (
-        sa.CheckConstraint("(user_id IS NULL) <> (resident_id IS NULL)", name="one_subject"),
-    )
+    __table_args__ = (sa.CheckConstraint("(user_id IS NULL) <> (resident_id IS NULL)", name="one_subject"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
-    resident_id: Mapped[int | None] = mapped_column(sa.ForeignKey("resident.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    resident_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("resident.id", ondelete="CASCADE"), index=True
+    )
     station_id: Mapped[int | None] = mapped_column(sa.ForeignKey("station.id"))
     name: Mapped[str] = mapped_column(sa.String(120), default="")
     created_at: Mapped[datetime] = mapped_column(server_default=_now())
@@ -378,7 +384,8 @@ class Connection(Timestamped, Base):
     __table_args__ = (
         sa.UniqueConstraint("resident_id", "visitor_id", "dependent_id"),
         sa.CheckConstraint(
-            "status NOT IN ('rejected', 'suspended', 'revoked') OR reason IS NOT NULL", name="reason"
+            "status NOT IN ('rejected', 'suspended', 'revoked') OR reason IS NOT NULL",
+            name="reason",
         ),
     )
 
@@ -523,7 +530,8 @@ class Visit(Timestamped, Base):
             name="link_center_booth",
         ),
         sa.CheckConstraint(
-            "mode <> 'home' OR (link_center_id IS NULL AND booth_station_id IS NULL)", name="home_no_booth"
+            "mode <> 'home' OR (link_center_id IS NULL AND booth_station_id IS NULL)",
+            name="home_no_booth",
         ),
         sa.CheckConstraint(
             "status NOT IN ('cancelled', 'rejected', 'terminated', 'failed') OR reason IS NOT NULL",
@@ -676,8 +684,12 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[NotificationChannel] = mapped_column(enum_type(NotificationChannel, "channel"))
-    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
-    resident_id: Mapped[int | None] = mapped_column(sa.ForeignKey("resident.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    resident_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("resident.id", ondelete="CASCADE"), index=True
+    )
     address: Mapped[str | None] = mapped_column(sa.String(254))
     template: Mapped[str] = mapped_column(sa.String(64))
     language: Mapped[str] = mapped_column(sa.String(8))

@@ -30,7 +30,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class Principal:
-    """The person behind a request: a user account (visitor or staff), a resident at a station, or the system."""
+    """Who is behind a request: a user account (visitor or staff), a resident at a station, or the system."""
 
     kind: ActorKind
     user_id: int | None = None
@@ -39,6 +39,10 @@ class Principal:
     station_id: int | None = None
     grants: tuple[Grant, ...] = field(default_factory=tuple)
     label: str = ""
+    language: str = "en"
+    timezone: str = "UTC"
+    second_factor_pending: bool = False
+    """Staff who logged in with a password but have not yet enrolled or entered their TOTP code."""
 
     @property
     def is_system_admin(self) -> bool:
@@ -65,9 +69,7 @@ class Principal:
         if self.is_system_admin:
             return None
         wanted = frozenset(roles)
-        return frozenset(
-            g.facility_id for g in self.grants if g.role in wanted and g.facility_id is not None
-        )
+        return frozenset(g.facility_id for g in self.grants if g.role in wanted and g.facility_id is not None)
 
     def link_centers_for(self, roles: Iterable[Role] = (Role.LINK_OPERATOR,)) -> frozenset[int] | None:
         """Link centers where one of `roles` is held; None means every link center (system admin)."""

@@ -73,9 +73,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_entry", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_entry_action"), ["action"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_audit_entry_facility_id"), ["facility_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_audit_entry_facility_id"), ["facility_id"], unique=False)
         batch_op.create_index("ix_audit_entry_object", ["object_type", "object_id"], unique=False)
 
     op.create_table(
@@ -120,16 +118,10 @@ def upgrade() -> None:
         sa.Column("max_visitors", sa.Integer(), nullable=False),
         sa.Column("join_early_minutes", sa.Integer(), nullable=False),
         sa.Column("recording_retention_days", sa.Integer(), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint("allowance_count >= 0", name=op.f("ck_facility_allowance")),
-        sa.CheckConstraint(
-            "default_slot_minutes BETWEEN 15 AND 60", name=op.f("ck_facility_slot_length")
-        ),
+        sa.CheckConstraint("default_slot_minutes BETWEEN 15 AND 60", name=op.f("ck_facility_slot_length")),
         sa.CheckConstraint("max_visitors BETWEEN 1 AND 10", name=op.f("ck_facility_max_visitors")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_facility")),
         sa.UniqueConstraint("code", name=op.f("uq_facility_code")),
@@ -144,12 +136,8 @@ def upgrade() -> None:
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("latitude", sa.Double(), nullable=True),
         sa.Column("longitude", sa.Double(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_link_center")),
         sa.UniqueConstraint("code", name=op.f("uq_link_center_code")),
     )
@@ -191,12 +179,8 @@ def upgrade() -> None:
         sa.Column("totp_secret", sa.String(length=64), nullable=True),
         sa.Column("totp_enrolled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_account")),
         sa.UniqueConstraint("email", name=op.f("uq_user_account_email")),
     )
@@ -216,9 +200,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("facility_id", "code", name=op.f("uq_housing_unit_facility_id_code")),
     )
     with op.batch_alter_table("housing_unit", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_housing_unit_facility_id"), ["facility_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_housing_unit_facility_id"), ["facility_id"], unique=False)
 
     op.create_table(
         "staff_grant",
@@ -288,9 +270,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("facility_id", "name", name=op.f("uq_station_group_facility_id_name")),
     )
     with op.batch_alter_table("station_group", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_station_group_facility_id"), ["facility_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_station_group_facility_id"), ["facility_id"], unique=False)
 
     op.create_table(
         "visitor",
@@ -320,12 +300,8 @@ def upgrade() -> None:
         ),
         sa.Column("verified_by_id", sa.Integer(), nullable=True),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_account.id"],
@@ -363,12 +339,8 @@ def upgrade() -> None:
         sa.Column("verified_by_id", sa.Integer(), nullable=True),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["verified_by_id"],
             ["user_account.id"],
@@ -390,12 +362,8 @@ def upgrade() -> None:
         sa.Column("last_name", sa.String(length=120), nullable=False),
         sa.Column("first_name", sa.String(length=120), nullable=False),
         sa.Column("birth_date", sa.Date(), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["visitor_id"],
             ["visitor.id"],
@@ -431,9 +399,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=64), nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
         sa.Column("height", sa.Integer(), nullable=False),
-        sa.Column(
-            "uploaded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("uploaded_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["visitor_id"],
             ["visitor.id"],
@@ -444,9 +410,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("storage_name", name=op.f("uq_identity_document_storage_name")),
     )
     with op.batch_alter_table("identity_document", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_identity_document_visitor_id"), ["visitor_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_identity_document_visitor_id"), ["visitor_id"], unique=False)
 
     op.create_table(
         "resident",
@@ -474,12 +438,8 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("pin_hash", sa.String(length=200), nullable=True),
         sa.Column("allowance_override", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
             "allowance_override IS NULL OR allowance_override >= 0",
             name=op.f("ck_resident_allowance"),
@@ -526,28 +486,14 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.CheckConstraint(
-            "allow_home OR allow_link_center", name=op.f("ck_session_template_some_mode")
-        ),
-        sa.CheckConstraint(
-            "allow_social OR allow_legal", name=op.f("ck_session_template_some_kind")
-        ),
-        sa.CheckConstraint(
-            "buffer_minutes BETWEEN 0 AND 60", name=op.f("ck_session_template_buffer")
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.CheckConstraint("allow_home OR allow_link_center", name=op.f("ck_session_template_some_mode")),
+        sa.CheckConstraint("allow_social OR allow_legal", name=op.f("ck_session_template_some_kind")),
+        sa.CheckConstraint("buffer_minutes BETWEEN 0 AND 60", name=op.f("ck_session_template_buffer")),
         sa.CheckConstraint("end_time > start_time", name=op.f("ck_session_template_hours")),
-        sa.CheckConstraint(
-            "every_n_weeks BETWEEN 1 AND 8", name=op.f("ck_session_template_every_n_weeks")
-        ),
-        sa.CheckConstraint(
-            "slot_minutes BETWEEN 15 AND 60", name=op.f("ck_session_template_slot_length")
-        ),
+        sa.CheckConstraint("every_n_weeks BETWEEN 1 AND 8", name=op.f("ck_session_template_every_n_weeks")),
+        sa.CheckConstraint("slot_minutes BETWEEN 15 AND 60", name=op.f("ck_session_template_slot_length")),
         sa.CheckConstraint(
             "valid_to IS NULL OR valid_to >= valid_from", name=op.f("ck_session_template_validity")
         ),
@@ -567,12 +513,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_session_template")),
     )
     with op.batch_alter_table("session_template", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_session_template_facility_id"), ["facility_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_session_template_group_id"), ["group_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_session_template_facility_id"), ["facility_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_session_template_group_id"), ["group_id"], unique=False)
 
     op.create_table(
         "station",
@@ -611,19 +553,13 @@ def upgrade() -> None:
         sa.Column("link_center_id", sa.Integer(), nullable=True),
         sa.Column("room", sa.String(length=120), nullable=True),
         sa.Column("device_key_hash", sa.String(length=200), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
             "(kind = 'link_booth' AND link_center_id IS NOT NULL AND facility_id IS NULL) OR (kind <> 'link_booth' AND facility_id IS NOT NULL AND link_center_id IS NULL)",
             name=op.f("ck_station_place"),
         ),
-        sa.CheckConstraint(
-            "kind <> 'unit_kiosk' OR unit_id IS NOT NULL", name=op.f("ck_station_kiosk_unit")
-        ),
+        sa.CheckConstraint("kind <> 'unit_kiosk' OR unit_id IS NOT NULL", name=op.f("ck_station_kiosk_unit")),
         sa.ForeignKeyConstraint(
             ["facility_id"], ["facility.id"], name=op.f("fk_station_facility_id_facility")
         ),
@@ -644,9 +580,7 @@ def upgrade() -> None:
     with op.batch_alter_table("station", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_station_facility_id"), ["facility_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_station_group_id"), ["group_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_station_link_center_id"), ["link_center_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_station_link_center_id"), ["link_center_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_station_unit_id"), ["unit_id"], unique=False)
 
     op.create_table(
@@ -657,9 +591,7 @@ def upgrade() -> None:
         sa.Column("resident_id", sa.Integer(), nullable=True),
         sa.Column("station_id", sa.Integer(), nullable=True),
         sa.Column("name", sa.String(length=120), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
@@ -672,9 +604,7 @@ def upgrade() -> None:
             name=op.f("fk_api_token_resident_id_resident"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["station_id"], ["station.id"], name=op.f("fk_api_token_station_id_station")
-        ),
+        sa.ForeignKeyConstraint(["station_id"], ["station.id"], name=op.f("fk_api_token_station_id_station")),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user_account.id"],
@@ -709,12 +639,8 @@ def upgrade() -> None:
         sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_appointment_period")),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
@@ -730,9 +656,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_appointment")),
     )
     with op.batch_alter_table("appointment", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_appointment_resident_id"), ["resident_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_appointment_resident_id"), ["resident_id"], unique=False)
 
     op.create_table(
         "auth_session",
@@ -742,9 +666,7 @@ def upgrade() -> None:
         sa.Column("resident_id", sa.Integer(), nullable=True),
         sa.Column("station_id", sa.Integer(), nullable=True),
         sa.Column("second_factor_done", sa.Boolean(), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=True),
@@ -771,9 +693,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_auth_session_token_hash")),
     )
     with op.batch_alter_table("auth_session", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_auth_session_resident_id"), ["resident_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_auth_session_resident_id"), ["resident_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_auth_session_user_id"), ["user_id"], unique=False)
 
     op.create_table(
@@ -798,12 +718,8 @@ def upgrade() -> None:
         sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_blocked_period_period")),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
@@ -825,9 +741,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blocked_period")),
     )
     with op.batch_alter_table("blocked_period", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_blocked_period_facility_id"), ["facility_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_blocked_period_facility_id"), ["facility_id"], unique=False)
 
     op.create_table(
         "connection",
@@ -886,12 +800,8 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("decided_by_id", sa.Integer(), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
             "status NOT IN ('rejected', 'suspended', 'revoked') OR reason IS NOT NULL",
             name=op.f("ck_connection_reason"),
@@ -928,9 +838,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("connection", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_connection_resident_id"), ["resident_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_connection_resident_id"), ["resident_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_connection_visitor_id"), ["visitor_id"], unique=False)
 
     op.create_table(
@@ -940,15 +848,9 @@ def upgrade() -> None:
         sa.Column("resident_b_id", sa.Integer(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.CheckConstraint(
-            "resident_a_id < resident_b_id", name=op.f("ck_keep_apart_ordered_pair")
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.CheckConstraint("resident_a_id < resident_b_id", name=op.f("ck_keep_apart_ordered_pair")),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
             ["user_account.id"],
@@ -978,12 +880,8 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
             ["user_account.id"],
@@ -998,9 +896,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_resident_alert")),
     )
     with op.batch_alter_table("resident_alert", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_resident_alert_resident_id"), ["resident_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_resident_alert_resident_id"), ["resident_id"], unique=False)
 
     op.create_table(
         "session_template_unit",
@@ -1085,12 +981,8 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("replaces_visit_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint(
             "mode <> 'home' OR (link_center_id IS NULL AND booth_station_id IS NULL)",
             name=op.f("ck_visit_home_no_booth"),
@@ -1116,34 +1008,22 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["decided_by_id"], ["user_account.id"], name=op.f("fk_visit_decided_by_id_user_account")
         ),
-        sa.ForeignKeyConstraint(
-            ["facility_id"], ["facility.id"], name=op.f("fk_visit_facility_id_facility")
-        ),
+        sa.ForeignKeyConstraint(["facility_id"], ["facility.id"], name=op.f("fk_visit_facility_id_facility")),
         sa.ForeignKeyConstraint(
             ["link_center_id"], ["link_center.id"], name=op.f("fk_visit_link_center_id_link_center")
         ),
         sa.ForeignKeyConstraint(
             ["replaces_visit_id"], ["visit.id"], name=op.f("fk_visit_replaces_visit_id_visit")
         ),
-        sa.ForeignKeyConstraint(
-            ["resident_id"], ["resident.id"], name=op.f("fk_visit_resident_id_resident")
-        ),
-        sa.ForeignKeyConstraint(
-            ["station_id"], ["station.id"], name=op.f("fk_visit_station_id_station")
-        ),
+        sa.ForeignKeyConstraint(["resident_id"], ["resident.id"], name=op.f("fk_visit_resident_id_resident")),
+        sa.ForeignKeyConstraint(["station_id"], ["station.id"], name=op.f("fk_visit_station_id_station")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_visit")),
         sa.UniqueConstraint("id", "kind", name="uq_visit_id_kind"),
     )
     with op.batch_alter_table("visit", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_visit_facility_starts", ["facility_id", "starts_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_visit_link_center_id"), ["link_center_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_visit_resident_starts", ["resident_id", "starts_at"], unique=False
-        )
+        batch_op.create_index("ix_visit_facility_starts", ["facility_id", "starts_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_visit_link_center_id"), ["link_center_id"], unique=False)
+        batch_op.create_index("ix_visit_resident_starts", ["resident_id", "starts_at"], unique=False)
         batch_op.create_index("ix_visit_station_starts", ["station_id", "starts_at"], unique=False)
 
     op.create_table(
@@ -1189,9 +1069,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
@@ -1219,9 +1097,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("notification", schema=None) as batch_op:
         batch_op.create_index("ix_notification_due", ["status", "next_attempt_at"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_notification_resident_id"), ["resident_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_notification_resident_id"), ["resident_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_notification_user_id"), ["user_id"], unique=False)
 
     op.create_table(
@@ -1299,15 +1175,9 @@ def upgrade() -> None:
         sa.Column("visit_id", sa.Integer(), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.Column("lifted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.CheckConstraint(
-            "ends_at IS NULL OR ends_at > starts_at", name=op.f("ck_restriction_period")
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.CheckConstraint("ends_at IS NULL OR ends_at > starts_at", name=op.f("ck_restriction_period")),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
             ["user_account.id"],
@@ -1316,9 +1186,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["facility_id"], ["facility.id"], name=op.f("fk_restriction_facility_id_facility")
         ),
-        sa.ForeignKeyConstraint(
-            ["visit_id"], ["visit.id"], name=op.f("fk_restriction_visit_id_visit")
-        ),
+        sa.ForeignKeyConstraint(["visit_id"], ["visit.id"], name=op.f("fk_restriction_visit_id_visit")),
         sa.ForeignKeyConstraint(
             ["visitor_id"],
             ["visitor.id"],
@@ -1424,12 +1292,8 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("visit_participant", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_visit_participant_visit_id"), ["visit_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_visit_participant_visitor_id"), ["visitor_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_visit_participant_visit_id"), ["visit_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_visit_participant_visitor_id"), ["visitor_id"], unique=False)
 
     op.create_table(
         "access_log",
@@ -1448,9 +1312,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_log")),
     )
     with op.batch_alter_table("access_log", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_access_log_recording_id"), ["recording_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_access_log_recording_id"), ["recording_id"], unique=False)
 
     if _postgresql():
         # The database itself refuses overlapping active visits on one station, booth or resident.

@@ -1,0 +1,151 @@
+"""Appending to and verifying the tamper-evident audit chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from openvisit.db.database import Database
+from openvisit.db.models import AuditEntry, AuditHead
+from openvisit.domain.audit import GENESIS_HASH, ChainFault, ChainLink, entry_hash, verify_chain
+from openvisit.domain.principal import Principal
+
+_VERIFY_BATCH = 2000
+
+
+def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, datetime):
+            out[key] = item.isoformat()
+        elif isinstance(item, Mapping):
+            out[key] = _jsonable(item)
+        elif item is None or isinstance(item, str | int | float | bool | list):
+            out[key] = item
+        else:
+            out[key] = str(item)
+    return out
+
+
+def record(
+    session: Session,
+    actor: Principal,
+    action: str,
+    object_type: str,
+    object_id: int | str | None,
+    *,
+    at: datetime,
+    facility_id: int | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction; the head row lock keeps the chain linear."""
+    head = session.execute(
+        sa.select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+    actor_id = actor.user_id if actor.user_id is not None else actor.resident_id
+    link = ChainLink(
+        seq=head.seq + 1,
+        at=at,
+        actor_kind=actor.kind.value,
+        actor_id=actor_id,
+        actor_label=actor.label,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        facility_id=facility_id,
+        before=_jsonable(before),
+        after=_jsonable(after),
+        ip=ip,
+        prev_hash=head.hash,
+    )
+    digest = entry_hash(link)
+    entry = AuditEntry(
+        seq=link.seq,
+        at=link.at,
+        actor_kind=actor.kind,
+        actor_id=actor_id,
+        actor_label=actor.label,
+        action=action,
+        object_type=object_type,
+        object_id=link.object_id,
+        facility_id=facility_id,
+        before=link.before,
+        after=link.after,
+        ip=ip,
+        prev_hash=link.prev_hash,
+        hash=digest,
+    )
+    session.add(entry)
+    head.seq = link.seq
+    head.hash = digest
+    session.flush()
+    return entry
+
+
+def _as_link(e: AuditEntry) -> ChainLink:
+    return ChainLink(
+        seq=e.seq,
+        at=e.at,
+        actor_kind=str(e.actor_kind.value if hasattr(e.actor_kind, "value") else e.actor_kind),
+        actor_id=e.actor_id,
+        actor_label=e.actor_label,
+        action=e.action,
+        object_type=e.object_type,
+        object_id=e.object_id,
+        facility_id=e.facility_id,
+        before=e.before,
+        after=e.after,
+        ip=e.ip,
+        prev_hash=e.prev_hash,
+    )
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """How much of the chain held, where it first broke, and the head hash to anchor elsewhere."""
+
+    checked: int
+    fault: ChainFault | None
+    head_seq: int
+    head_hash: str
+
+    @property
+    def ok(self) -> bool:
+        return self.fault is None
+
+
+def verify(db: Database) -> VerifyResult:
+    """Walk the whole chain in seq order, in batches, and report the first entry that does not hold."""
+    with db.read() as session:
+        head = session.get(AuditHead, 1)
+        head_seq = head.seq if head else 0
+        head_hash = head.hash if head else GENESIS_HASH
+
+        def entries() -> Iterator[tuple[int, ChainLink, str]]:
+            last_seq: int | None = None
+            while True:
+                query = sa.select(AuditEntry).order_by(AuditEntry.seq).limit(_VERIFY_BATCH)
+                if last_seq is not None:
+                    query = query.where(AuditEntry.seq > last_seq)
+                batch = session.execute(query).scalars().all()
+                if not batch:
+                    return
+                for e in batch:
+                    yield e.id, _as_link(e), e.hash
+                last_seq = batch[-1].seq
+                session.expunge_all()
+
+        checked, fault = verify_chain(entries(), head_seq=head_seq, head_hash=head_hash)
+    return VerifyResult(checked=checked, fault=fault, head_seq=head_seq, head_hash=head_hash)
