@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -22,6 +23,7 @@ from openvisit.db import migrate
 from openvisit.db.database import Database, create_db_engine, normalise_url
 from openvisit.services.context import AppContext
 from openvisit.settings import Settings
+from openvisit.web.app import create_app
 
 PG_URL = os.environ.get("OPENVISIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-secret-key-0123456789abcdef0123456789"
@@ -129,3 +131,11 @@ def ctx(settings: Settings, clock: FrozenClock) -> Iterator[AppContext]:
     context = AppContext(settings=settings, db=Database.from_url(settings.database_url), clock=clock)
     yield context
     context.db.dispose()
+
+
+@pytest.fixture
+def client(ctx: AppContext) -> Iterator[TestClient]:
+    """The whole web app over the test's database, as a browser or API client sees it."""
+    app = create_app(ctx.settings, ctx=ctx)
+    with TestClient(app, base_url="http://testserver") as test_client:
+        yield test_client

@@ -82,12 +82,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reading; whatever it might have written is rolled back."""
+        """A session for reading; closing it rolls back and leaves the loaded objects readable."""
         with self._read() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def ping(self) -> None:
         """Raise when the database cannot be reached."""

@@ -6,12 +6,17 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's conventional no-op marker
+    """Marks an English message for the translation catalogs; the web layer translates it when shown."""
+    return message
+
+
 class DomainError(Exception):
     """A failure the caller can act on: a stable `code` and an English message (a msgid)."""
 
     kind: ClassVar[str] = "invalid"
     default_code: ClassVar[str] = "error"
-    default_message: ClassVar[str] = "Something went wrong."
+    default_message: ClassVar[str] = N_("Something went wrong.")
 
     def __init__(
         self,
@@ -33,7 +38,7 @@ class InvalidInput(DomainError):
 
     kind = "invalid"
     default_code = "request.invalid"
-    default_message = "The request is not valid."
+    default_message = N_("The request is not valid.")
 
 
 class NotAuthenticated(DomainError):
@@ -41,7 +46,7 @@ class NotAuthenticated(DomainError):
 
     kind = "unauthenticated"
     default_code = "auth.required"
-    default_message = "Please log in."
+    default_message = N_("Please log in.")
 
 
 class Forbidden(DomainError):
@@ -49,7 +54,7 @@ class Forbidden(DomainError):
 
     kind = "forbidden"
     default_code = "auth.forbidden"
-    default_message = "You are not allowed to do this."
+    default_message = N_("You are not allowed to do this.")
 
 
 class NotFound(DomainError):
@@ -57,7 +62,7 @@ class NotFound(DomainError):
 
     kind = "not_found"
     default_code = "not_found"
-    default_message = "Not found."
+    default_message = N_("Not found.")
 
 
 class Conflict(DomainError):
@@ -65,7 +70,7 @@ class Conflict(DomainError):
 
     kind = "conflict"
     default_code = "conflict"
-    default_message = "This conflicts with the current state."
+    default_message = N_("This conflicts with the current state.")
 
 
 class TooManyRequests(DomainError):
@@ -73,7 +78,7 @@ class TooManyRequests(DomainError):
 
     kind = "throttled"
     default_code = "rate_limited"
-    default_message = "Too many attempts. Please wait and try again."
+    default_message = N_("Too many attempts. Please wait and try again.")
 
     def __init__(self, code: str | None = None, message: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(code, message, params={"seconds": retry_after})

@@ -145,9 +145,9 @@ def _totp_required(ctx: AppContext, user: UserAccount) -> bool:
     return user.kind is AccountKind.STAFF and ctx.settings.staff_totp_required
 
 
-def _totp_ok(secret: str, code: str) -> bool:
+def _totp_ok(secret: str, code: str, now: datetime) -> bool:
     code = code.strip().replace(" ", "")
-    return code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+    return code.isdigit() and len(code) == 6 and pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1)
 
 
 # --- logins ---------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def login(
                     "Enter the 6-digit code from your authenticator app.",
                     field="totp",
                 )
-            ok = _totp_ok(user.totp_secret, totp_code)
+            ok = _totp_ok(user.totp_secret, totp_code, now)
         if not ok or user is None:
             _record_failure(ctx, session, subject, meta, now)
             failure = NotAuthenticated(
@@ -461,7 +461,7 @@ def confirm_totp_enrolment(
             raise InvalidInput("auth.totp_not_started", "Start the enrolment first.")
         if user.totp_enrolled_at is not None:
             raise InvalidInput("auth.totp_already_enrolled", "An authenticator is already enrolled.")
-        if not _totp_ok(user.totp_secret, code):
+        if not _totp_ok(user.totp_secret, code, now):
             raise InvalidInput(
                 "auth.totp_invalid", "That code is not right. Try the newest one.", field="code"
             )
@@ -473,3 +473,31 @@ def confirm_totp_enrolment(
                 .values(second_factor_done=True)
             )
         audit.record(session, principal, "auth.totp_enrolled", "user_account", user.id, at=now, ip=meta.ip)
+
+
+def verify_station(ctx: AppContext, station_code: str, station_key: str, meta: RequestMeta) -> str:
+    """Check a station's device key before a kiosk is enrolled; returns the station's code."""
+    code = station_code.strip().upper()
+    subject = f"station:{code}"
+    now = ctx.clock()
+    failure: Exception | None = None
+    with ctx.db.write() as session:
+        _check_throttle(ctx, session, subject, meta.ip, now)
+        station = session.execute(sa.select(Station).where(Station.code == code)).scalar_one_or_none()
+        if station is None or not verify_secret(station.device_key_hash, station_key):
+            _record_failure(ctx, session, subject, meta, now)
+            failure = NotAuthenticated("auth.station_unknown", "The station code or key is not right.")
+        else:
+            return station.code
+    raise failure
+
+
+def totp_enrolled(ctx: AppContext, principal: Principal) -> bool:
+    """Whether the person behind `principal` has a confirmed authenticator."""
+    if principal.user_id is None:
+        return False
+    with ctx.db.read() as session:
+        enrolled_at = session.execute(
+            sa.select(UserAccount.totp_enrolled_at).where(UserAccount.id == principal.user_id)
+        ).scalar_one_or_none()
+    return enrolled_at is not None

@@ -1,0 +1,73 @@
+"""The application factory: nothing is built at import time; settings come in, an app goes out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from openvisit import __version__
+from openvisit.services.context import AppContext, Clock, utc_now
+from openvisit.settings import Settings
+from openvisit.web import api, errors, pages
+from openvisit.web.middleware import BodyLimit, LanguageGuess, SecurityHeaders
+
+STATIC_DIR = Path(__file__).with_name("static")
+log = logging.getLogger("openvisit.web")
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | None = None) -> FastAPI:
+    """A FastAPI app serving the API, the pages and the health checks for `settings`."""
+    context = ctx or AppContext.from_settings(settings, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if ctx is None:
+            context.db.dispose()
+
+    app = FastAPI(
+        title="OpenVisit",
+        version=__version__,
+        description="Virtual prison visits: vetting, scheduling, live video and privileged legal visits.",
+        openapi_url="/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = context
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz() -> JSONResponse:
+        """The database answers."""
+        try:
+            await run_in_threadpool(context.db.ping)
+        except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
+            log.warning("readiness check: database unreachable", exc_info=True)
+            return JSONResponse(
+                {"error": {"code": "database.unreachable", "message": "The database cannot be reached."}},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "database": context.db.engine.dialect.name})
+
+    app.include_router(api.router())
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # Outermost first: the language is known before anything can fail, headers go on everything.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    app.add_middleware(LanguageGuess)
+    return app

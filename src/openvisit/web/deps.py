@@ -1,0 +1,104 @@
+"""FastAPI dependencies as named types: the context, who is asking, and the CSRF check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from openvisit.domain.errors import Forbidden, NotAuthenticated
+from openvisit.domain.principal import Principal
+from openvisit.services import auth
+from openvisit.services.access import require_active
+from openvisit.services.context import AppContext, RequestMeta
+from openvisit.web.i18n import pick_language
+from openvisit.web.templating import CSRF_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE, ctx_of
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+
+
+def get_ctx(request: Request) -> AppContext:
+    return ctx_of(request)
+
+
+def get_meta(request: Request) -> RequestMeta:
+    host = request.client.host if request.client else "unknown"
+    return RequestMeta(ip=host, user_agent=request.headers.get("user-agent", "")[:300])
+
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+MetaDep = Annotated[RequestMeta, Depends(get_meta)]
+
+
+def _check_csrf_header(request: Request, ctx: AppContext) -> None:
+    # A cookie-authenticated change through the API needs the page's token in a header, so another
+    # site cannot ride on the browser's cookie.
+    if request.method in SAFE_METHODS:
+        return
+    if not auth.csrf_valid(ctx, request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)):
+        raise Forbidden("auth.csrf_invalid", "This page has expired. Please reload it and try again.")
+
+
+def get_optional_principal(request: Request, ctx: CtxDep) -> Principal | None:
+    """The caller from a bearer token or the session cookie; None when anonymous.
+
+    A forged, expired or revoked bearer token is an error (the client meant to authenticate);
+    a stale cookie just means the browser is logged out."""
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
+    principal: Principal | None = None
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated("auth.unsupported_scheme", "Use a bearer token.")
+        principal = auth.principal_from_api_token(ctx, token.strip())
+        if principal is None:
+            raise NotAuthenticated("auth.invalid_token", "The access token is not valid or has expired.")
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            principal = auth.principal_from_session(ctx, cookie)
+            if principal is not None and request.url.path.startswith("/api/"):
+                _check_csrf_header(request, ctx)
+    request.state.principal = principal
+    request.state.language = pick_language(
+        request.cookies.get(LANGUAGE_COOKIE),
+        principal.language if principal else None,
+        accept_language=request.headers.get("accept-language"),
+    )
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+def get_principal(principal: OptionalPrincipal) -> Principal:
+    """A logged-in caller who has completed the second factor."""
+    return require_active(principal)
+
+
+def get_pending_principal(principal: OptionalPrincipal) -> Principal:
+    """A logged-in caller, second factor done or not (for enrolling it)."""
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+PendingPrincipal = Annotated[Principal, Depends(get_pending_principal)]
+
+
+async def check_form_csrf(request: Request) -> None:
+    """Every form post carries the token that matches the browser's CSRF cookie."""
+    form = await request.form()
+    submitted = form.get("csrf_token")
+    if not auth.csrf_valid(
+        ctx_of(request), request.cookies.get(CSRF_COOKIE), submitted if isinstance(submitted, str) else None
+    ):
+        raise Forbidden("auth.csrf_invalid", "This form has expired. Please reload the page and try again.")
+
+
+CsrfChecked = Depends(check_form_csrf)
