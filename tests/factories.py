@@ -18,8 +18,8 @@ from openvisit.db.models import (
     Station,
     UserAccount,
     Visit,
-    VisitParticipant,
     Visitor,
+    VisitParticipant,
 )
 from openvisit.domain.enums import (
     AccountKind,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
+from tools.messages import missing
 
 from openvisit.web.i18n import format_both, format_when, pick_language, translate
-from tools.messages import missing
 
 
 def test_every_message_is_translated_to_russian() -> None:
@@ -38,10 +38,16 @@ def test_times_name_their_zone_and_show_both_when_they_differ() -> None:
 
 
 def test_api_errors_speak_the_callers_language(client: TestClient) -> None:
-    r = client.post("/api/v1/auth/token", json={"email": "x@example.org", "password": "wrong"},
-                    headers={"Accept-Language": "ru"})
+    r = client.post(
+        "/api/v1/auth/token",
+        json={"email": "x@example.org", "password": "wrong"},
+        headers={"Accept-Language": "ru"},
+    )
     assert r.status_code == 401
-    assert r.json()["error"] == {"code": "auth.invalid_credentials", "message": "Неверная почта, пароль или код."}
+    assert r.json()["error"] == {
+        "code": "auth.invalid_credentials",
+        "message": "Неверная почта, пароль или код.",
+    }
 
 
 def test_russian_page_has_no_english_left(client: TestClient) -> None:

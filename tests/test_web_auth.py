@@ -92,7 +92,9 @@ def test_throttled_page_login_says_so(client: TestClient, ctx: AppContext) -> No
     assert "Too many failed logins" in r.text
 
 
-def test_staff_must_enrol_totp_before_doing_anything(client: TestClient, ctx: AppContext, clock: FrozenClock) -> None:
+def test_staff_must_enrol_totp_before_doing_anything(
+    client: TestClient, ctx: AppContext, clock: FrozenClock
+) -> None:
     place = make_facility(ctx)
     email, _ = make_staff(ctx, Role.VETTING_CLERK, facility_id=place.facility_id, totp=False)
     r = login(client, email)
@@ -139,7 +141,9 @@ def test_staff_with_totp_get_an_api_token(client: TestClient, ctx: AppContext, c
     assert r.status_code == 401
     token = api_token(client, email, totp=totp_now(secret, clock()))
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
-    assert me["roles"] == [{"role": "facility_admin", "facility_id": place.facility_id, "link_center_id": None}]
+    assert me["roles"] == [
+        {"role": "facility_admin", "facility_id": place.facility_id, "link_center_id": None}
+    ]
     out = client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
     assert out.status_code == 204
     again = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
@@ -168,11 +172,19 @@ def test_resident_logs_in_at_an_enrolled_station(client: TestClient, ctx: AppCon
     _, number = make_resident(ctx, place, pin="1357")
     page = client.get("/station/login")
     assert "Set up this station" in page.text
-    bad = post_form(client, "/station/enrol", {"station_code": place.station_code, "station_key": "wrong"},
-                    page="/station/login")
+    bad = post_form(
+        client,
+        "/station/enrol",
+        {"station_code": place.station_code, "station_key": "wrong"},
+        page="/station/login",
+    )
     assert bad.status_code == 401
-    r = post_form(client, "/station/enrol", {"station_code": place.station_code, "station_key": place.station_key},
-                  page="/station/login")
+    r = post_form(
+        client,
+        "/station/enrol",
+        {"station_code": place.station_code, "station_key": place.station_key},
+        page="/station/login",
+    )
     assert r.status_code == 303
     assert "Log in to see your visits" in client.get("/station/login").text
     wrong = post_form(client, "/station/login", {"number": number, "pin": "0000"}, page="/station/login")
@@ -191,12 +203,21 @@ def test_resident_cannot_log_in_at_another_facilitys_station(client: TestClient,
     _, number = make_resident(ctx, home_place, pin="1357")
     r = client.post(
         "/api/v1/auth/station-token",
-        json={"station_code": other.station_code, "station_key": other.station_key, "number": number, "pin": "1357"},
+        json={
+            "station_code": other.station_code,
+            "station_key": other.station_key,
+            "number": number,
+            "pin": "1357",
+        },
     )
     assert r.status_code == 401
     r = client.post(
         "/api/v1/auth/station-token",
-        json={"station_code": home_place.station_code, "station_key": home_place.station_key, "number": number,
-              "pin": "1357"},
+        json={
+            "station_code": home_place.station_code,
+            "station_key": home_place.station_key,
+            "number": number,
+            "pin": "1357",
+        },
     )
     assert r.status_code == 201

@@ -54,7 +54,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | 
         """The database answers."""
         try:
             await run_in_threadpool(context.db.ping)
-        except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
+        except Exception:
             log.warning("readiness check: database unreachable", exc_info=True)
             return JSONResponse(
                 {"error": {"code": "database.unreachable", "message": "The database cannot be reached."}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 
 from openvisit.domain.errors import Forbidden, NotAuthenticated
 from openvisit.domain.principal import Principal
@@ -102,3 +102,8 @@ async def check_form_csrf(request: Request) -> None:
 
 
 CsrfChecked = Depends(check_form_csrf)
+
+MAX_ID = 2**31 - 1
+"""Ids are 32-bit on PostgreSQL; anything larger is refused as bad input, not sent to the database."""
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from openvisit.domain.errors import N_
 
-
 LABELS: dict[str, str] = {
     # roles
     "link_operator": N_("Link-center operator"),

@@ -4,7 +4,6 @@ at the reader's language (before any login is looked up, so even early errors ar
 from __future__ import annotations
 
 import json
-from http.cookies import SimpleCookie
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,14 +60,11 @@ class LanguageGuess:
             headers = dict(scope.get("headers", []))
             cookie_header = headers.get(b"cookie", b"").decode("latin-1")
             chosen = None
-            if cookie_header:
-                jar: SimpleCookie = SimpleCookie()
-                try:
-                    jar.load(cookie_header)
-                except Exception:  # noqa: BLE001, S110 - a malformed cookie header only loses the preference
-                    pass
-                if LANGUAGE_COOKIE in jar:
-                    chosen = jar[LANGUAGE_COOKIE].value
+            # Read just our cookie by hand: one malformed cookie from elsewhere must not hide it.
+            for part in cookie_header.split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == LANGUAGE_COOKIE:
+                    chosen = value.strip('"')
             accept = headers.get(b"accept-language", b"").decode("latin-1")
             scope.setdefault("state", {})["language"] = pick_language(chosen, accept_language=accept)
         await self.app(scope, receive, send)
@@ -84,13 +80,21 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         language = scope.get("state", {}).get("language", "en")
         body = json.dumps(
-            {"error": {"code": "request.too_large", "message": translate(language, "The request is too large.")}}
+            {
+                "error": {
+                    "code": "request.too_large",
+                    "message": translate(language, "The request is too large."),
+                }
+            }
         ).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

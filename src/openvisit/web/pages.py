@@ -14,7 +14,14 @@ from openvisit.domain.enums import ActorKind, Role
 from openvisit.domain.errors import DomainError, Forbidden
 from openvisit.services import auth, queries
 from openvisit.services.access import require_role
-from openvisit.web.deps import CsrfChecked, CtxDep, CurrentPrincipal, MetaDep, OptionalPrincipal, PendingPrincipal
+from openvisit.web.deps import (
+    CsrfChecked,
+    CtxDep,
+    CurrentPrincipal,
+    MetaDep,
+    OptionalPrincipal,
+    PendingPrincipal,
+)
 from openvisit.web.i18n import LANGUAGES, translate, zone
 from openvisit.web.templating import (
     CSRF_COOKIE,
@@ -79,7 +86,7 @@ def home(request: Request, ctx: CtxDep, principal: OptionalPrincipal) -> Respons
 
 
 @router.get("/language/{code}")
-def choose_language(request: Request, code: str, next: Annotated[str | None, Query()] = None) -> Response:  # noqa: A002
+def choose_language(request: Request, code: str, next: Annotated[str | None, Query()] = None) -> Response:
     response = _redirect(safe_next(next))
     if code in LANGUAGES:
         set_cookie(request, response, LANGUAGE_COOKIE, code, max_age=YEAR)
@@ -90,7 +97,7 @@ def choose_language(request: Request, code: str, next: Annotated[str | None, Que
 
 
 @router.get("/login")
-def login_form(request: Request, principal: OptionalPrincipal, next: str | None = None) -> Response:  # noqa: A002
+def login_form(request: Request, principal: OptionalPrincipal, next: str | None = None) -> Response:
     if principal is not None and not principal.second_factor_pending:
         return _redirect(safe_next(next))
     return render(request, "login.html", {"next": safe_next(next), "email": ""})
@@ -104,7 +111,7 @@ def login_submit(
     email: Annotated[str, Form(max_length=254)],
     password: Annotated[str, Form(max_length=1024)],
     totp: Annotated[str, Form(max_length=12)] = "",
-    next: Annotated[str, Form(max_length=500)] = "/",  # noqa: A002
+    next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     try:
         result = auth.login(ctx, email, password, meta, totp_code=totp or None, channel="cookie")
@@ -113,8 +120,12 @@ def login_submit(
         return render(
             request,
             "login.html",
-            {"error": _form_error(request, exc), "email": email, "next": safe_next(next),
-             "ask_totp": exc.code in ("auth.totp_required",) or bool(totp)},
+            {
+                "error": _form_error(request, exc),
+                "email": email,
+                "next": safe_next(next),
+                "ask_totp": exc.code in ("auth.totp_required",) or bool(totp),
+            },
             status=_status_for(exc),
             headers=headers,
         )
@@ -166,14 +177,21 @@ def security_confirm(
     code: Annotated[str, Form(max_length=12)],
 ) -> Response:
     try:
-        auth.confirm_totp_enrolment(ctx, principal, code, meta, session_token=request.cookies.get(SESSION_COOKIE))
+        auth.confirm_totp_enrolment(
+            ctx, principal, code, meta, session_token=request.cookies.get(SESSION_COOKIE)
+        )
     except DomainError as exc:
         secret, uri = auth.begin_totp_enrolment(ctx, principal)
         return render(
             request,
             "security.html",
-            {"enrolled": False, "secret": secret, "qr": _qr_data_uri(uri), "error": _form_error(request, exc),
-             "required": principal.is_staff},
+            {
+                "enrolled": False,
+                "secret": secret,
+                "qr": _qr_data_uri(uri),
+                "error": _form_error(request, exc),
+                "required": principal.is_staff,
+            },
             status=_status_for(exc),
         )
     return _redirect("/")
@@ -210,7 +228,9 @@ def station_enrol(
         code = auth.verify_station(ctx, station_code, station_key, meta)
     except DomainError as exc:
         return render(
-            request, "station_enrol.html", {"code": station_code, "error": _form_error(request, exc)},
+            request,
+            "station_enrol.html",
+            {"code": station_code, "error": _form_error(request, exc)},
             status=_status_for(exc),
         )
     response = _redirect("/station/login")
@@ -262,7 +282,8 @@ def station_home(request: Request, ctx: CtxDep, principal: CurrentPrincipal) -> 
     upcoming = [
         v
         for v in queries.visits(ctx, principal, resident_id=resident.id, limit=50)
-        if v.ends_at >= now and v.starts_at.astimezone(zone(principal.timezone)).date() <= local_today + timedelta(days=7)
+        if v.ends_at >= now
+        and v.starts_at.astimezone(zone(principal.timezone)).date() <= local_today + timedelta(days=7)
     ]
     upcoming.sort(key=lambda v: v.starts_at)
     return render(
@@ -290,8 +311,14 @@ def staff_residents(
     return render(
         request,
         "residents.html",
-        {"residents": rows[:size], "facilities": facilities, "q": q or "", "page": page, "more": len(rows) > size,
-         "q_param": quote(q or "")},
+        {
+            "residents": rows[:size],
+            "facilities": facilities,
+            "q": q or "",
+            "page": page,
+            "more": len(rows) > size,
+            "q_param": quote(q or ""),
+        },
     )
 
 
@@ -305,4 +332,3 @@ def staff_audit(
     require_role(principal, Role.FACILITY_ADMIN)
     entries = queries.audit_entries(ctx, principal, limit=100, before_seq=before)
     return render(request, "audit.html", {"entries": entries})
-

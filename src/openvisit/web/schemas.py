@@ -33,7 +33,7 @@ class StationTokenCreate(Input):
 
 class TokenRead(Output):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_at: datetime
 
 
@@ -154,7 +154,7 @@ class AuditEntryRead(Output):
     hash: str
 
 
-class Page(BaseModel, Generic[T]):  # noqa: UP046 - Python 3.11 has no PEP 695 syntax
+class Page(BaseModel, Generic[T]):
     items: list[T]
     limit: int
     offset: int

@@ -59,7 +59,9 @@ def csrf_token(request: Request) -> str:
     return csrf_token_for(ctx_of(request), csrf_seed(request))
 
 
-def set_cookie(request: Request, response: Any, name: str, value: str, *, max_age: int | None, samesite: str = "lax") -> None:
+def set_cookie(
+    request: Request, response: Any, name: str, value: str, *, max_age: int | None, samesite: str = "lax"
+) -> None:
     """Cookies are HttpOnly always and Secure whenever the site is served over HTTPS."""
     response.set_cookie(
         name,
@@ -87,12 +89,13 @@ def render(
 
     # Translations are ours and trusted; parameters are escaped by Markup's % operator.
     def gettext(message: str, **params: Any) -> Markup:
-        text = Markup(catalog.gettext(message))
+        text = Markup(catalog.gettext(message))  # noqa: S704 - our own catalog
         return text % params if params else text
 
     def ngettext(singular: str, plural: str, n: int, **params: Any) -> Markup:
-        text = Markup(catalog.ngettext(singular, plural, n))
+        text = Markup(catalog.ngettext(singular, plural, n))  # noqa: S704 - our own catalog
         return text % {"num": n, **params}
+
     viewer_tz = principal.timezone if principal else ctx_of(request).settings.default_timezone
     values: dict[str, Any] = {
         "request": request,
@@ -123,5 +126,9 @@ def render_error_page(
     request: Request, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
 ) -> HTMLResponse:
     return render(
-        request, "error.html", {"status": status, "code": code, "message": message}, status=status, headers=headers
+        request,
+        "error.html",
+        {"status": status, "code": code, "message": message},
+        status=status,
+        headers=headers,
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from openvisit.services import queries
-from openvisit.web.deps import CtxDep, CurrentPrincipal
+from openvisit.web.deps import CtxDep, CurrentPrincipal, IdQuery
 from openvisit.web.schemas import AuditEntryRead
 
 router = APIRouter(tags=["audit"])
@@ -17,10 +17,10 @@ router = APIRouter(tags=["audit"])
 def list_audit(
     ctx: CtxDep,
     principal: CurrentPrincipal,
-    facility_id: int | None = None,
+    facility_id: IdQuery = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: IdQuery = None,
 ) -> list[AuditEntryRead]:
     """Newest entries first; page back with before_seq."""
     rows = queries.audit_entries(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from openvisit.services import queries
-from openvisit.web.deps import CtxDep, CurrentPrincipal
+from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath
 from openvisit.web.schemas import FacilityDetail, FacilityRead, FacilityRules, LinkCenterRead, StationRead
 
 router = APIRouter(tags=["directory"])
@@ -18,10 +18,12 @@ def list_facilities(ctx: CtxDep, principal: CurrentPrincipal) -> list[FacilityRe
 
 
 @router.get("/facilities/{facility_id}", response_model=FacilityDetail)
-def get_facility(facility_id: int, ctx: CtxDep, principal: CurrentPrincipal) -> FacilityDetail:
+def get_facility(facility_id: IdPath, ctx: CtxDep, principal: CurrentPrincipal) -> FacilityDetail:
     """One facility and the visiting rules it has set."""
     f = queries.facility(ctx, principal, facility_id)
-    return FacilityDetail(**FacilityRead.model_validate(f).model_dump(), rules=FacilityRules.model_validate(f))
+    return FacilityDetail(
+        **FacilityRead.model_validate(f).model_dump(), rules=FacilityRules.model_validate(f)
+    )
 
 
 @router.get("/link-centers", response_model=list[LinkCenterRead])

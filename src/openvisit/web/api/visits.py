@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from openvisit.services import queries
-from openvisit.web.deps import CtxDep, CurrentPrincipal
+from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, IdQuery
 from openvisit.web.schemas import Page, VisitRead
 
 router = APIRouter(tags=["visits"])
@@ -17,8 +17,8 @@ router = APIRouter(tags=["visits"])
 def list_visits(
     ctx: CtxDep,
     principal: CurrentPrincipal,
-    facility_id: int | None = None,
-    resident_id: int | None = None,
+    facility_id: IdQuery = None,
+    resident_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[VisitRead]:
@@ -30,6 +30,6 @@ def list_visits(
 
 
 @router.get("/visits/{visit_id}", response_model=VisitRead)
-def get_visit(visit_id: int, ctx: CtxDep, principal: CurrentPrincipal) -> VisitRead:
+def get_visit(visit_id: IdPath, ctx: CtxDep, principal: CurrentPrincipal) -> VisitRead:
     """One visit; 404 whether missing or not the caller's to see."""
     return VisitRead.model_validate(queries.visit(ctx, principal, visit_id))
