@@ -1,7 +1,7 @@
 """Keep the translation catalogs in step with the code.
 
-    python -m tools.messages update   # extract messages, merge them into every locale's .po
-    python -m tools.messages check    # exit 1 listing every message without a translation
+python -m tools.messages update   # extract messages, merge them into every locale's .po
+python -m tools.messages check    # exit 1 listing every message without a translation
 """
 
 from __future__ import annotations
