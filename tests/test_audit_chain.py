@@ -80,3 +80,17 @@ def test_postgresql_refuses_edits(ctx: AppContext) -> None:
         conn.execute(sa.text("UPDATE audit_entry SET action = 'x'"))
     with ctx.db.read() as session:
         assert session.execute(sa.select(AuditEntry.action)).scalar_one() == "test.event"
+
+
+def test_concurrent_appends_keep_one_linear_chain(ctx: AppContext) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def append(i: int) -> None:
+        with ctx.db.write() as session:
+            audit.record(session, SYSTEM, "test.concurrent", "thing", i, at=ctx.clock())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(append, range(40)))
+    result = audit.verify(ctx.db)
+    assert result.ok, result.fault
+    assert result.checked == 40
