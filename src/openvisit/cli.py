@@ -137,7 +137,7 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def app_from_environment() -> FastAPI:
     """The web application with settings from the environment: the factory `serve --reload` hands uvicorn."""
-    from openvisit.web.app import create_app  # type: ignore[import-not-found,unused-ignore]
+    from openvisit.web.app import create_app
 
     application: FastAPI = create_app(Settings())
     return application
@@ -153,13 +153,14 @@ def serve(
     """Run the web application with uvicorn."""
     import uvicorn
 
+    # Read now, so that refused settings fail here rather than in the reloader's child process.
     settings = _state(ctx).settings()
     if reload:
         # The reloader starts a fresh process, which can only rebuild the app from an import string.
         uvicorn.run("openvisit.cli:app_from_environment", factory=True, host=host, port=port, reload=True)
         return
     # Imported here: the other commands neither need the web stack nor pay for loading it.
-    from openvisit.web.app import create_app  # type: ignore[import-not-found,unused-ignore]
+    from openvisit.web.app import create_app
 
     uvicorn.run(create_app(settings), host=host, port=port)
 
