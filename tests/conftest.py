@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from openvisit.db import migrate
 from openvisit.db.database import Database, create_db_engine, normalise_url
+from openvisit.services import passwords
 from openvisit.services.context import AppContext
 from openvisit.settings import Settings
 from openvisit.web.app import create_app
@@ -28,6 +31,15 @@ from openvisit.web.app import create_app
 PG_URL = os.environ.get("OPENVISIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-secret-key-0123456789abcdef0123456789"
 BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Real argon2id, at its cheapest cost: production's tenth of a second per hash only slows tests.
+    test_passwords.py checks the production parameters themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
+        yield
 
 
 @dataclass

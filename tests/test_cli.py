@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 from typer.testing import CliRunner, Result
 
 from openvisit.cli import app
@@ -34,12 +32,6 @@ COMMANDS = [
     ["audit"],
     ["audit", "verify"],
 ]
-
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    # argon2's real cost (a tenth of a second a hash) protects production and only slows tests down.
-    monkeypatch.setattr(passwords, "_hasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
 
 
 def _env(database_url: str, tmp_path: Path) -> dict[str, str | None]:

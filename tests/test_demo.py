@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 
 from openvisit.db.models import (
     AttorneyProfile,
@@ -38,7 +36,7 @@ from openvisit.domain.enums import (
     VerificationStatus,
 )
 from openvisit.domain.errors import Forbidden
-from openvisit.services import audit, auth, passwords
+from openvisit.services import audit, auth
 from openvisit.services.context import AppContext, RequestMeta
 from openvisit.services.demo import (
     DEMO_FACILITY_CODE,
@@ -52,12 +50,6 @@ from tests.conftest import TEST_SECRET
 
 META = RequestMeta(ip="198.51.100.1")
 CYRILLIC_NAME = re.compile(r"^[А-ЯЁ][а-яё]+$")
-
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    # argon2's real cost (a tenth of a second a hash) protects production and only slows tests down.
-    monkeypatch.setattr(passwords, "_hasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
 
 
 def _row_counts(ctx: AppContext) -> dict[str, int]:

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 
 from openvisit.db.models import (
     AuditEntry,
@@ -24,7 +22,7 @@ from openvisit.db.models import (
 from openvisit.domain.enums import AccountKind, ActorKind, Role
 from openvisit.domain.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from openvisit.domain.principal import SYSTEM, Grant, Principal
-from openvisit.services import audit, auth, passwords
+from openvisit.services import audit, auth
 from openvisit.services.context import AppContext, RequestMeta
 from openvisit.services.users import (
     VisitorProfile,
@@ -46,12 +44,6 @@ PROFILE = VisitorProfile(
     phone="+7 900 000-00-01",
     home_city="Москва",
 )
-
-
-@pytest.fixture(autouse=True)
-def _cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    # argon2's real cost (a tenth of a second a hash) protects production and only slows tests down.
-    monkeypatch.setattr(passwords, "_hasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
 
 
 def _places(ctx: AppContext) -> tuple[int, int]:

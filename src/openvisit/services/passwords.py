@@ -6,15 +6,21 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from openvisit.domain.errors import InvalidInput
 
 MIN_PASSWORD_LENGTH = 10
 
 
+def production_hasher() -> PasswordHasher:
+    """argon2id with the RFC 9106 low-memory profile (64 MiB, 3 passes, 4 lanes)."""
+    return PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
+
+
 @lru_cache(maxsize=1)
 def _hasher() -> PasswordHasher:
-    return PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+    return production_hasher()
 
 
 def hash_secret(secret: str) -> str:

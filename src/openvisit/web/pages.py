@@ -332,3 +332,8 @@ def staff_audit(
     require_role(principal, Role.FACILITY_ADMIN)
     entries = queries.audit_entries(ctx, principal, limit=100, before_seq=before)
     return render(request, "audit.html", {"entries": entries})
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
