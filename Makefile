@@ -19,7 +19,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 UPGRADE ?=
 
-.PHONY: help venv install translations run test lint fmt bench lock lock-check clean
+.PHONY: help venv install messages run test lint fmt bench lock lock-check clean
 
 help:
 	@echo "make run          install, migrate var/openvisit.sqlite3, load the demo, serve http://$(HOST):$(PORT)"
@@ -28,9 +28,9 @@ help:
 	echo "make fmt          format and auto-fix with ruff"
 	echo "make bench        benchmarks (figures go to benchmarks/README.md)"
 	echo "make install      create .venv and install the locked dependencies (venv is the same)"
-	echo "make translations compile the gettext catalogs"
+	echo "make messages     extract translatable messages into the catalogs (then translate the new ones)"
 	echo "make lock         re-resolve $(LOCKS) from pyproject.toml (UPGRADE=1 to take newer releases)"
-	echo "make clean        remove caches and compiled catalogs (keeps .venv and var/)"
+	echo "make clean        remove caches (keeps .venv and var/)"
 
 # --- environment ---------------------------------------------------------------------------------
 
@@ -49,10 +49,10 @@ $(STAMP): $(BIN)/python $(LOCK_DIR)/dev.lock pyproject.toml
 
 venv install: $(STAMP)
 
-translations: $(STAMP)
-	@if [[ -d $(LOCALES) ]] && [[ -n "$$(find $(LOCALES) -name messages.po -print -quit)" ]]; then
-		$(BIN)/pybabel --quiet compile --directory $(LOCALES) --domain messages
-	fi
+# The app compiles the .po catalogs in memory; this only brings new messages into them.
+messages: $(STAMP)
+	$(BIN)/python -m tools.messages update
+	$(BIN)/python -m tools.messages check || echo "translate the messages above in $(LOCALES)/*/LC_MESSAGES/messages.po" >&2
 
 # --- lock files ----------------------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ lock-check: $(STAMP)
 # --- run -----------------------------------------------------------------------------------------
 
 # `openvisit demo` loads the demo only into an empty database, and ends by printing the demo logins.
-run: install translations
+run: install
 	$(BIN)/openvisit db upgrade
 	$(BIN)/openvisit demo
 	exec $(BIN)/openvisit serve --host $(HOST) --port $(PORT)
@@ -98,7 +98,7 @@ run: install translations
 # --- checks --------------------------------------------------------------------------------------
 
 # Every gate runs even when an earlier one fails, so one run shows every problem; any failure fails.
-test: install translations
+test: install
 	@failed=()
 	gate() { local name="$$1"; shift; echo "==> $$name" >&2; "$$@" || failed+=("$$name"); }
 	gate "lock" $(MAKE) --no-print-directory lock-check
@@ -129,4 +129,4 @@ bench: install
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist
-	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.mo' \) -print0 | xargs -0 rm -rf
+	find . -path ./$(VENV) -prune -o -name __pycache__ -print0 | xargs -0 rm -rf
