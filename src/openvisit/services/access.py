@@ -4,6 +4,7 @@ not yours, never telling the two apart); every list is `list_*`, scoped in the q
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from openvisit.domain.errors import Forbidden, NotAuthenticated, NotFound
 from openvisit.domain.principal import FACILITY_STAFF_ROLES, Principal, can_read_audit
 
 MAX_PAGE = 200
+M = TypeVar("M")
 
 
 def require_active(p: Principal | None) -> Principal:
@@ -44,6 +46,18 @@ def require_role(p: Principal, *roles: Role) -> None:
 
 def _page(limit: int, offset: int) -> tuple[int, int]:
     return max(1, min(limit, MAX_PAGE)), max(0, offset)
+
+
+def _scoped(query: sa.Select[M], scope: sa.ColumnElement[bool] | None) -> sa.Select[M]:
+    """The query limited to what the scope lets through; None means everything (system admin)."""
+    return query if scope is None else query.where(scope)
+
+
+def _one_or_404(session: Session, query: sa.Select[M], code: str, message: str) -> M:
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound(code, message)
+    return row
 
 
 # --- facilities and places ----------------------------------------------------------------------
@@ -101,23 +115,14 @@ def _station_scope(p: Principal) -> sa.ColumnElement[bool] | None:
 
 def list_stations(session: Session, p: Principal) -> Sequence[Station]:
     """Stations of the facilities and link centers where `p` works."""
-    query = sa.select(Station).order_by(Station.code)
-    scope = _station_scope(p)
-    if scope is not None:
-        query = query.where(scope)
+    query = _scoped(sa.select(Station).order_by(Station.code), _station_scope(p))
     return session.execute(query).scalars().all()
 
 
 def access_station_by_id(session: Session, p: Principal, station_id: int) -> Station:
     """A station of a facility or link center where `p` works."""
-    query = sa.select(Station).where(Station.id == station_id)
-    scope = _station_scope(p)
-    if scope is not None:
-        query = query.where(scope)
-    station = session.execute(query).scalar_one_or_none()
-    if station is None:
-        raise NotFound("station.not_found", "No such station.")
-    return station
+    query = _scoped(sa.select(Station).where(Station.id == station_id), _station_scope(p))
+    return _one_or_404(session, query, "station.not_found", "No such station.")
 
 
 # --- residents ------------------------------------------------------------------------------------
@@ -154,10 +159,9 @@ def list_residents(
 ) -> Sequence[Resident]:
     """Residents `p` may see: staff their facilities', visitors those they are approved for."""
     limit, offset = _page(limit, offset)
-    query = sa.select(Resident).order_by(Resident.last_name, Resident.first_name, Resident.id)
-    scope = _resident_scope(p)
-    if scope is not None:
-        query = query.where(scope)
+    query = _scoped(
+        sa.select(Resident).order_by(Resident.last_name, Resident.first_name, Resident.id), _resident_scope(p)
+    )
     if facility_id is not None:
         query = query.where(Resident.facility_id == facility_id)
     if search:
@@ -174,14 +178,8 @@ def list_residents(
 
 def access_resident_by_id(session: Session, p: Principal, resident_id: int) -> Resident:
     """A resident `p` may see, or NotFound."""
-    query = sa.select(Resident).where(Resident.id == resident_id)
-    scope = _resident_scope(p)
-    if scope is not None:
-        query = query.where(scope)
-    resident = session.execute(query).scalar_one_or_none()
-    if resident is None:
-        raise NotFound("resident.not_found", "No such resident.")
-    return resident
+    query = _scoped(sa.select(Resident).where(Resident.id == resident_id), _resident_scope(p))
+    return _one_or_404(session, query, "resident.not_found", "No such resident.")
 
 
 # --- visitors -------------------------------------------------------------------------------------
@@ -209,23 +207,16 @@ def _visitor_scope(p: Principal) -> sa.ColumnElement[bool] | None:
 def list_visitors(session: Session, p: Principal, *, limit: int = 50, offset: int = 0) -> Sequence[Visitor]:
     """Visitors `p` may see."""
     limit, offset = _page(limit, offset)
-    query = sa.select(Visitor).order_by(Visitor.last_name, Visitor.first_name, Visitor.id)
-    scope = _visitor_scope(p)
-    if scope is not None:
-        query = query.where(scope)
+    query = _scoped(
+        sa.select(Visitor).order_by(Visitor.last_name, Visitor.first_name, Visitor.id), _visitor_scope(p)
+    )
     return session.execute(query.limit(limit).offset(offset)).scalars().all()
 
 
 def access_visitor_by_id(session: Session, p: Principal, visitor_id: int) -> Visitor:
     """A visitor `p` may see (themself, or staff where the visitor asked to visit), or NotFound."""
-    query = sa.select(Visitor).where(Visitor.id == visitor_id)
-    scope = _visitor_scope(p)
-    if scope is not None:
-        query = query.where(scope)
-    visitor = session.execute(query).scalar_one_or_none()
-    if visitor is None:
-        raise NotFound("visitor.not_found", "No such visitor.")
-    return visitor
+    query = _scoped(sa.select(Visitor).where(Visitor.id == visitor_id), _visitor_scope(p))
+    return _one_or_404(session, query, "visitor.not_found", "No such visitor.")
 
 
 # --- visits ---------------------------------------------------------------------------------------
@@ -262,10 +253,7 @@ def list_visits(
 ) -> Sequence[Visit]:
     """Visits `p` may see, newest first."""
     limit, offset = _page(limit, offset)
-    query = sa.select(Visit).order_by(Visit.starts_at.desc(), Visit.id.desc())
-    scope = _visit_scope(p)
-    if scope is not None:
-        query = query.where(scope)
+    query = _scoped(sa.select(Visit).order_by(Visit.starts_at.desc(), Visit.id.desc()), _visit_scope(p))
     if facility_id is not None:
         query = query.where(Visit.facility_id == facility_id)
     if resident_id is not None:
@@ -275,14 +263,8 @@ def list_visits(
 
 def access_visit_by_id(session: Session, p: Principal, visit_id: int) -> Visit:
     """A visit `p` may see, or NotFound."""
-    query = sa.select(Visit).where(Visit.id == visit_id)
-    scope = _visit_scope(p)
-    if scope is not None:
-        query = query.where(scope)
-    visit = session.execute(query).scalar_one_or_none()
-    if visit is None:
-        raise NotFound("visit.not_found", "No such visit.")
-    return visit
+    query = _scoped(sa.select(Visit).where(Visit.id == visit_id), _visit_scope(p))
+    return _one_or_404(session, query, "visit.not_found", "No such visit.")
 
 
 # --- audit ----------------------------------------------------------------------------------------
