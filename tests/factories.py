@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pyotp
 
 from openvisit.db.models import (
     Connection,
+    Dependent,
     Facility,
     HousingUnit,
     LinkCenter,
     Resident,
+    SessionTemplate,
     StaffGrant,
     Station,
+    StationGroup,
     UserAccount,
     Visit,
     Visitor,
@@ -23,6 +26,7 @@ from openvisit.db.models import (
 )
 from openvisit.domain.enums import (
     AccountKind,
+    BookableBy,
     ConnectionKind,
     ConnectionStatus,
     ParticipantRole,
@@ -117,7 +121,9 @@ def make_staff(
     return email, secret
 
 
-def make_visitor(ctx: AppContext, *, language: str = "en", tz: str = "Europe/Moscow") -> tuple[str, int]:
+def make_visitor(
+    ctx: AppContext, *, language: str = "en", tz: str = "Europe/Moscow", born: date = date(1980, 1, 1)
+) -> tuple[str, int]:
     """A visitor account; returns its email and visitor id."""
     n = next(_counter)
     email = f"visitor{n}@example.org"
@@ -132,7 +138,7 @@ def make_visitor(ctx: AppContext, *, language: str = "en", tz: str = "Europe/Mos
         )
         s.add(user)
         s.flush()
-        v = Visitor(user_id=user.id, last_name="Иванова", first_name="Анна", birth_date=date(1980, 1, 1))
+        v = Visitor(user_id=user.id, last_name="Иванова", first_name="Анна", birth_date=born)
         s.add(v)
         s.flush()
         return email, v.id
@@ -195,3 +201,79 @@ def make_visit(
 
 def totp_now(secret: str, at: datetime) -> str:
     return pyotp.TOTP(secret).at(at)
+
+
+def make_schedule(
+    ctx: AppContext,
+    place: Place,
+    *,
+    start: time = time(9, 0),
+    end: time = time(17, 0),
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6),
+    slot_minutes: int = 30,
+    buffer_minutes: int = 5,
+    extra_kiosks: int = 0,
+    bookable_by: BookableBy = BookableBy.PUBLIC,
+) -> tuple[int, list[int]]:
+    """A station group holding the place's kiosk (and `extra_kiosks` more), with a template on each weekday.
+    Returns the group id and the station ids."""
+    with ctx.db.write() as s:
+        group = StationGroup(facility_id=place.facility_id, name=f"Kiosks {next(_counter)}")
+        s.add(group)
+        s.flush()
+        kiosk = s.get(Station, place.station_id)
+        assert kiosk is not None
+        kiosk.group_id = group.id
+        ids = [kiosk.id]
+        for i in range(extra_kiosks):
+            extra = Station(
+                code=f"{kiosk.code}-X{i}",
+                name=f"Extra kiosk {i}",
+                kind=StationKind.UNIT_KIOSK,
+                facility_id=place.facility_id,
+                unit_id=place.unit_id,
+                group_id=group.id,
+            )
+            s.add(extra)
+            s.flush()
+            ids.append(extra.id)
+        for weekday in weekdays:
+            s.add(
+                SessionTemplate(
+                    facility_id=place.facility_id,
+                    group_id=group.id,
+                    weekday=weekday,
+                    start_time=start,
+                    end_time=end,
+                    slot_minutes=slot_minutes,
+                    buffer_minutes=buffer_minutes,
+                    valid_from=date(2026, 1, 1),
+                    bookable_by=bookable_by,
+                )
+            )
+        return group.id, ids
+
+
+def make_dependent(
+    ctx: AppContext,
+    visitor_id: int,
+    resident_id: int,
+    *,
+    born: date = date(2018, 6, 1),
+    approved: bool = True,
+) -> int:
+    with ctx.db.write() as s:
+        child = Dependent(visitor_id=visitor_id, last_name="Иванова", first_name="Дарья", birth_date=born)
+        s.add(child)
+        s.flush()
+        s.add(
+            Connection(
+                resident_id=resident_id,
+                visitor_id=visitor_id,
+                dependent_id=child.id,
+                relationship=Relationship.CHILD,
+                kind=ConnectionKind.SOCIAL,
+                status=ConnectionStatus.APPROVED if approved else ConnectionStatus.REQUESTED,
+            )
+        )
+        return child.id

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Generic, TypeVar
+from datetime import date, datetime, time
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -168,3 +168,169 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# --- scheduling -----------------------------------------------------------------------------------
+
+
+class FreeTimeRead(Output):
+    starts_at: datetime
+    ends_at: datetime
+    facility_time: str
+    viewer_time: str
+
+
+class AvailabilityDay(Output):
+    day: date
+    allowance_used_up: bool
+    times: list[FreeTimeRead]
+
+
+class AvailabilityRead(Output):
+    resident_id: int
+    facility_id: int
+    facility_timezone: str
+    viewer_timezone: str
+    kind: str
+    mode: str
+    link_center_id: int | None
+    allowance: int
+    days: list[AvailabilityDay]
+
+
+class BookingCreate(Input):
+    resident_id: int = Field(ge=1, le=2**31 - 1)
+    starts_at: AwareDatetime
+    kind: Literal["social", "legal"] = "social"
+    mode: Literal["home", "link_center"] = "home"
+    link_center_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    lead_visitor_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    visitor_ids: list[int] = Field(default_factory=list, max_length=10)
+    dependent_ids: list[int] = Field(default_factory=list, max_length=10)
+    hold: bool = False
+    notes: str = Field(default="", max_length=2000)
+
+
+class VisitBooked(VisitRead):
+    station_code: str
+    booth_code: str | None
+    facility_timezone: str
+    hold_expires_at: datetime | None
+
+
+class CancelCreate(Input):
+    reason: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000)
+
+
+class RescheduleCreate(Input):
+    starts_at: AwareDatetime
+
+
+class DecisionCreate(Input):
+    approve: bool
+    reason: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000)
+
+
+class RequestRead(Output):
+    visit: VisitRead
+    resident_name: str
+    resident_number: str
+    lead_name: str
+    party_size: int
+
+
+class TemplateWrite(Input):
+    group_id: int = Field(ge=1, le=2**31 - 1)
+    weekday: int = Field(ge=0, le=6)
+    start_time: time
+    end_time: time
+    slot_minutes: int = Field(default=30, ge=15, le=60)
+    buffer_minutes: int = Field(default=5, ge=0, le=60)
+    valid_from: date | None = None
+    valid_to: date | None = None
+    every_n_weeks: int = Field(default=1, ge=1, le=8)
+    allow_social: bool = True
+    allow_legal: bool = True
+    allow_home: bool = True
+    allow_link_center: bool = True
+    bookable_by: Literal["public", "staff"] = "public"
+    unit_ids: list[int] = Field(default_factory=list, max_length=50)
+
+
+class TemplateRead(Output):
+    id: int
+    facility_id: int
+    group_id: int
+    weekday: int
+    start_time: time
+    end_time: time
+    slot_minutes: int
+    buffer_minutes: int
+    valid_from: date
+    valid_to: date | None
+    every_n_weeks: int
+    allow_social: bool
+    allow_legal: bool
+    allow_home: bool
+    allow_link_center: bool
+    bookable_by: str
+    unit_ids: list[int] = Field(default_factory=list)
+
+
+class BlockCreate(Input):
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    kind: Literal["blocked", "lockdown"] = "blocked"
+    reason: str = Field(min_length=1, max_length=2000)
+    unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    station_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class BlockRead(Output):
+    id: int
+    kind: str
+    facility_id: int
+    unit_id: int | None
+    station_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+
+
+class BlockCreated(Output):
+    block_id: int
+    cancelled_visits: int
+    notifications: int
+
+
+class ResidentStatusCreate(Input):
+    status: Literal["transferred", "released"]
+    to_facility_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    to_unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class CalendarEntryRead(Output):
+    visit: VisitRead
+    resident_name: str
+    resident_number: str
+    lead_name: str
+    party_size: int
+
+
+class CalendarStation(Output):
+    id: int
+    code: str
+    name: str
+    kind: str
+    status: str
+    visits: list[CalendarEntryRead]
+
+
+class CalendarRead(Output):
+    facility_id: int
+    facility_timezone: str
+    day: date
+    stations: list[CalendarStation]
+    blocks: list[BlockRead]

@@ -1,0 +1,1712 @@
+"""Scheduling use cases: availability, booking (with holds), cancelling, rescheduling, approving,
+blocked periods and lockdowns, transfers and releases, and the sweep that expires holds and rejects
+requests nobody decided in time.
+
+Booking is safe under a race: each booking locks the resident's row (and the visitors' rows) before it
+checks and inserts, PostgreSQL's exclusion constraints refuse any overlap on a station, booth or resident
+that slips past, and on SQLite the write transaction holds the database's single write lock from its
+first statement (BEGIN IMMEDIATE)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from openvisit.db.models import (
+    Appointment,
+    BlockedPeriod,
+    Connection,
+    Dependent,
+    Facility,
+    HousingUnit,
+    KeepApart,
+    LinkCenter,
+    Resident,
+    ResidentAlert,
+    Restriction,
+    SessionTemplate,
+    Station,
+    StationGroup,
+    Visit,
+    VisitEvent,
+    Visitor,
+    VisitParticipant,
+    session_template_unit,
+)
+from openvisit.domain import scheduling as rules_
+from openvisit.domain.enums import (
+    ACTIVE_VISIT_STATUSES,
+    BlockKind,
+    BookableBy,
+    ConnectionKind,
+    ConnectionStatus,
+    ParticipantRole,
+    ResidentStatus,
+    Role,
+    StationKind,
+    StationStatus,
+    VisitKind,
+    VisitMode,
+    VisitStatus,
+)
+from openvisit.domain.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
+from openvisit.domain.principal import SYSTEM, Principal
+from openvisit.domain.scheduling import Busy, Member, Rules, Slot, StationInfo, Template
+from openvisit.services import audit, outbox
+from openvisit.services.access import (
+    access_resident_by_id,
+    access_staff_facility_by_id,
+    access_visit_by_id,
+    require_role,
+)
+from openvisit.services.context import AppContext, RequestMeta
+
+SCHEDULING_ROLES = (Role.SCHEDULER, Role.FACILITY_ADMIN)
+BOOKING_STAFF_ROLES = (Role.SCHEDULER, Role.FACILITY_ADMIN, Role.VETTING_CLERK)
+DECIDING_ROLES = (Role.VETTING_CLERK, Role.FACILITY_ADMIN)
+ACTIVE = tuple(ACTIVE_VISIT_STATUSES)
+
+
+# --- loading the rules and the facility's shape ---------------------------------------------------
+
+
+def rules_of(facility: Facility) -> Rules:
+    """The facility's scheduling rules as the domain sees them."""
+    return Rules(
+        timezone=facility.timezone,
+        changeover_minutes=facility.changeover_minutes,
+        public_min_notice_hours=facility.public_min_notice_hours,
+        public_max_days=facility.public_max_days,
+        staff_min_notice_hours=facility.staff_min_notice_hours,
+        staff_max_days=facility.staff_max_days,
+        legal_min_notice_hours=facility.legal_min_notice_hours,
+        hold_minutes=facility.hold_minutes,
+        allowance_count=facility.allowance_count,
+        allowance_period=facility.allowance_period,
+        max_visitors=facility.max_visitors,
+    )
+
+
+def _templates(session: Session, facility_id: int) -> list[Template]:
+    rows = (
+        session.execute(
+            sa.select(SessionTemplate)
+            .where(SessionTemplate.facility_id == facility_id)
+            .order_by(SessionTemplate.id)
+        )
+        .scalars()
+        .all()
+    )
+    units: dict[int, set[int]] = defaultdict(set)
+    if rows:
+        link = session_template_unit
+        for template_id, unit_id in session.execute(
+            sa.select(link.c.template_id, link.c.unit_id).where(link.c.template_id.in_([r.id for r in rows]))
+        ):
+            units[template_id].add(unit_id)
+    return [
+        Template(
+            id=r.id,
+            group_id=r.group_id,
+            weekday=r.weekday,
+            start_time=r.start_time,
+            end_time=r.end_time,
+            slot_minutes=r.slot_minutes,
+            buffer_minutes=r.buffer_minutes,
+            valid_from=r.valid_from,
+            valid_to=r.valid_to,
+            every_n_weeks=r.every_n_weeks,
+            allow_social=r.allow_social,
+            allow_legal=r.allow_legal,
+            allow_home=r.allow_home,
+            allow_link_center=r.allow_link_center,
+            bookable_by=r.bookable_by,
+            unit_ids=frozenset(units.get(r.id, ())),
+        )
+        for r in rows
+    ]
+
+
+def _station_info(s: Station) -> StationInfo:
+    return StationInfo(
+        id=s.id,
+        code=s.code,
+        kind=s.kind,
+        group_id=s.group_id,
+        unit_id=s.unit_id,
+        room=s.room,
+        in_service=s.status is StationStatus.IN_SERVICE,
+    )
+
+
+def _stations(
+    session: Session, *, facility_id: int | None = None, link_center_id: int | None = None
+) -> list[StationInfo]:
+    query = sa.select(Station)
+    if facility_id is not None:
+        query = query.where(Station.facility_id == facility_id)
+    if link_center_id is not None:
+        query = query.where(Station.link_center_id == link_center_id)
+    return [_station_info(s) for s in session.execute(query.order_by(Station.code)).scalars()]
+
+
+def _live(now: datetime) -> sa.ColumnElement[bool]:
+    """Active visits, not counting holds that have run out (the sweep will cancel them)."""
+    return sa.and_(
+        Visit.status.in_(ACTIVE),
+        sa.or_(Visit.status != VisitStatus.HELD, Visit.hold_expires_at > now),
+    )
+
+
+def _busy_by_station(
+    session: Session, station_ids: Iterable[int], start: datetime, end: datetime, now: datetime
+) -> dict[int, list[Busy]]:
+    ids = list(station_ids)
+    busy: dict[int, list[Busy]] = defaultdict(list)
+    if not ids:
+        return busy
+    rows = session.execute(
+        sa.select(Visit.id, Visit.station_id, Visit.booth_station_id, Visit.starts_at, Visit.ends_at).where(
+            sa.or_(Visit.station_id.in_(ids), Visit.booth_station_id.in_(ids)),
+            Visit.starts_at < end,
+            Visit.ends_at > start,
+            _live(now),
+        )
+    ).all()
+    for visit_id, station_id, booth_id, starts_at, ends_at in rows:
+        busy[station_id].append(Busy(starts_at, ends_at, visit_id))
+        if booth_id is not None:
+            busy[booth_id].append(Busy(starts_at, ends_at, visit_id))
+    return busy
+
+
+def _resident_busy(
+    session: Session, resident_id: int, start: datetime, end: datetime, now: datetime
+) -> list[Busy]:
+    visits = session.execute(
+        sa.select(Visit.id, Visit.starts_at, Visit.ends_at).where(
+            Visit.resident_id == resident_id, Visit.starts_at < end, Visit.ends_at > start, _live(now)
+        )
+    ).all()
+    return [Busy(s, e, i) for i, s, e in visits]
+
+
+def _appointments(session: Session, resident_id: int, start: datetime, end: datetime) -> list[Busy]:
+    rows = session.execute(
+        sa.select(Appointment.id, Appointment.starts_at, Appointment.ends_at).where(
+            Appointment.resident_id == resident_id, Appointment.starts_at < end, Appointment.ends_at > start
+        )
+    ).all()
+    return [Busy(s, e, i) for i, s, e in rows]
+
+
+def _visitor_busy(
+    session: Session, visitor_ids: Sequence[int], start: datetime, end: datetime, now: datetime
+) -> list[Busy]:
+    if not visitor_ids:
+        return []
+    rows = session.execute(
+        sa.select(Visit.id, Visit.starts_at, Visit.ends_at)
+        .join(VisitParticipant, VisitParticipant.visit_id == Visit.id)
+        .where(
+            VisitParticipant.visitor_id.in_(visitor_ids),
+            Visit.starts_at < end,
+            Visit.ends_at > start,
+            _live(now),
+        )
+    ).all()
+    return [Busy(s, e, i) for i, s, e in rows]
+
+
+def _blocks(
+    session: Session, resident: Resident, start: datetime, end: datetime
+) -> list[tuple[Busy, int | None]]:
+    """Blocked periods that stop the resident's visits: facility-wide or their unit's; station blocks
+    come back with their station id and only take that station out."""
+    rows = (
+        session.execute(
+            sa.select(BlockedPeriod).where(
+                BlockedPeriod.facility_id == resident.facility_id,
+                BlockedPeriod.starts_at < end,
+                BlockedPeriod.ends_at > start,
+                sa.or_(BlockedPeriod.unit_id.is_(None), BlockedPeriod.unit_id == resident.unit_id),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [(Busy(b.starts_at, b.ends_at, b.id), b.station_id) for b in rows]
+
+
+def _keep_apart_rooms(
+    session: Session, resident_id: int, start: datetime, end: datetime, now: datetime
+) -> list[Busy]:
+    """Visits of residents who must be kept apart from this one, as (room via station) busy times."""
+    partners = (
+        session.execute(
+            sa.select(
+                sa.case(
+                    (KeepApart.resident_a_id == resident_id, KeepApart.resident_b_id),
+                    else_=KeepApart.resident_a_id,
+                )
+            ).where(sa.or_(KeepApart.resident_a_id == resident_id, KeepApart.resident_b_id == resident_id))
+        )
+        .scalars()
+        .all()
+    )
+    if not partners:
+        return []
+    rows = session.execute(
+        sa.select(Visit.station_id, Visit.starts_at, Visit.ends_at).where(
+            Visit.resident_id.in_(partners), Visit.starts_at < end, Visit.ends_at > start, _live(now)
+        )
+    ).all()
+    return [Busy(s, e, sid) for sid, s, e in rows]
+
+
+def _rooms_busy_at(
+    kept_apart: list[Busy], rooms: dict[int, str | None], start: datetime, end: datetime
+) -> set[str]:
+    return {
+        room
+        for b in kept_apart
+        if rules_.overlaps(start, end, b.starts_at, b.ends_at)
+        and b.ref is not None
+        and (room := rooms.get(b.ref))
+    }
+
+
+def _allowance_of(resident: Resident, rules: Rules) -> int:
+    return resident.allowance_override if resident.allowance_override is not None else rules.allowance_count
+
+
+def _allowance_used(session: Session, resident_id: int, start: datetime, end: datetime, now: datetime) -> int:
+    return int(
+        session.execute(
+            sa.select(sa.func.count()).where(
+                Visit.resident_id == resident_id,
+                Visit.kind == VisitKind.SOCIAL,
+                Visit.counts_toward_allowance.is_(True),
+                Visit.starts_at >= start,
+                Visit.starts_at < end,
+                Visit.status.in_(tuple(rules_.ALLOWANCE_STATUSES)),
+                sa.or_(Visit.status != VisitStatus.HELD, Visit.hold_expires_at > now),
+            )
+        ).scalar_one()
+    )
+
+
+def _active_restriction(
+    session: Session, visitor_ids: Sequence[int], facility_id: int, at: datetime
+) -> Restriction | None:
+    if not visitor_ids:
+        return None
+    return session.execute(
+        sa.select(Restriction)
+        .where(
+            Restriction.visitor_id.in_(visitor_ids),
+            Restriction.lifted_at.is_(None),
+            Restriction.starts_at <= at,
+            sa.or_(Restriction.ends_at.is_(None), Restriction.ends_at > at),
+            sa.or_(Restriction.facility_id.is_(None), Restriction.facility_id == facility_id),
+        )
+        .order_by(Restriction.ends_at.desc().nulls_first())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _has_alert(session: Session, resident_id: int) -> bool:
+    return (
+        session.execute(
+            sa.select(ResidentAlert.id)
+            .where(ResidentAlert.resident_id == resident_id, ResidentAlert.active.is_(True))
+            .limit(1)
+        ).scalar_one_or_none()
+        is not None
+    )
+
+
+def _facility(session: Session, facility_id: int) -> Facility:
+    facility = session.get(Facility, facility_id)
+    if facility is None:
+        raise NotFound("facility.not_found", N_("No such facility."))
+    return facility
+
+
+# --- who is booking -------------------------------------------------------------------------------
+
+
+def _is_booking_staff(p: Principal, facility_id: int) -> bool:
+    return any(p.holds(role, facility_id=facility_id) for role in BOOKING_STAFF_ROLES)
+
+
+def _resident_for_booking(session: Session, p: Principal, resident_id: int) -> Resident:
+    """The resident, if `p` may book for them: facility staff, or a visitor with any link to them
+    (a pending link is told so; no link at all looks like no such resident)."""
+    if p.visitor_id is not None and not p.is_staff:
+        linked = session.execute(
+            sa.select(Connection.status).where(
+                Connection.resident_id == resident_id,
+                Connection.visitor_id == p.visitor_id,
+                Connection.dependent_id.is_(None),
+            )
+        ).scalar_one_or_none()
+        if linked is None:
+            raise NotFound("resident.not_found", N_("No such resident."))
+        if linked is not ConnectionStatus.APPROVED:
+            raise Forbidden(
+                "visit.visitor_not_approved",
+                N_("Everyone in the visit must be approved to visit this person."),
+            )
+        resident = session.get(Resident, resident_id)
+        assert resident is not None
+        return resident
+    return access_resident_by_id(session, p, resident_id)
+
+
+# --- availability ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FreeTime:
+    """A time a visit can be booked."""
+
+    starts_at: datetime
+    ends_at: datetime
+    local_date: date
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Free times per facility-local day, with what a page needs to show them."""
+
+    resident_id: int
+    facility_id: int
+    facility_timezone: str
+    kind: VisitKind
+    mode: VisitMode
+    link_center_id: int | None
+    first_day: date
+    last_day: date
+    times: list[FreeTime]
+    allowance: int
+    allowance_full_days: list[date] = field(default_factory=list)
+
+    def by_day(self) -> dict[date, list[FreeTime]]:
+        days: dict[date, list[FreeTime]] = {}
+        day = self.first_day
+        while day <= self.last_day:
+            days[day] = []
+            day += timedelta(days=1)
+        for t in self.times:
+            days.setdefault(t.local_date, []).append(t)
+        return days
+
+
+@dataclass
+class _World:
+    """Everything a set of candidate slots is checked against, loaded in a few queries."""
+
+    stations: list[StationInfo]
+    rooms: dict[int, str | None]
+    busy_by_station: dict[int, list[Busy]]
+    resident_busy: list[Busy]
+    appointments: list[Busy]
+    visitor_busy: list[Busy]
+    blocks: list[tuple[Busy, int | None]]
+    kept_apart: list[Busy]
+    booths: list[StationInfo]
+
+
+def _load_world(
+    session: Session,
+    resident: Resident,
+    visitor_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    link_center_id: int | None,
+) -> _World:
+    stations = _stations(session, facility_id=resident.facility_id)
+    booths = _stations(session, link_center_id=link_center_id) if link_center_id is not None else []
+    all_ids = [s.id for s in stations] + [b.id for b in booths]
+    return _World(
+        stations=stations,
+        rooms={s.id: s.room for s in stations},
+        busy_by_station=_busy_by_station(session, all_ids, start, end, now),
+        resident_busy=_resident_busy(session, resident.id, start, end, now),
+        appointments=_appointments(session, resident.id, start, end),
+        visitor_busy=_visitor_busy(session, visitor_ids, start, end, now),
+        blocks=_blocks(session, resident, start, end),
+        kept_apart=_keep_apart_rooms(session, resident.id, start, end, now),
+        booths=[b for b in booths if b.kind is StationKind.LINK_BOOTH],
+    )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    station: StationInfo
+    booth: StationInfo | None
+
+
+def _place(
+    world: _World, slot: Slot, resident: Resident, mode: VisitMode
+) -> tuple[_Placement | None, str | None]:
+    """Where the visit would take place, or the code of the first reason it cannot."""
+    start, end = slot.starts_at, slot.ends_at
+    blocked_stations: set[int] = set()
+    for busy, station_id in world.blocks:
+        if rules_.overlaps(start, end, busy.starts_at, busy.ends_at):
+            if station_id is None:
+                return None, "visit.blocked"
+            blocked_stations.add(station_id)
+    if rules_.any_overlap(start, end, world.appointments):
+        return None, "visit.resident_has_appointment"
+    if rules_.any_overlap(start, end, world.resident_busy):
+        return None, "visit.resident_busy"
+    if rules_.any_overlap(start, end, world.visitor_busy):
+        return None, "visit.visitor_busy"
+    candidates = [
+        s
+        for s in rules_.eligible_stations(
+            world.stations, group_id=slot.group_id, resident_unit_id=resident.unit_id
+        )
+        if s.id not in blocked_stations
+    ]
+    rooms = _rooms_busy_at(world.kept_apart, world.rooms, start, end)
+    station = rules_.pick_station(candidates, start, end, world.busy_by_station, rooms)
+    if station is None:
+        return None, "visit.slot_taken"
+    booth = None
+    if mode is VisitMode.LINK_CENTER:
+        booth = rules_.pick_booth(world.booths, start, end, world.busy_by_station)
+        if booth is None:
+            return None, "visit.no_booth"
+    return _Placement(station, booth), None
+
+
+def _check_link_center(session: Session, mode: VisitMode, link_center_id: int | None) -> None:
+    if mode is VisitMode.LINK_CENTER:
+        if link_center_id is None or session.get(LinkCenter, link_center_id) is None:
+            raise InvalidInput(
+                "visit.link_center_required", N_("Please choose a link center."), field="link_center_id"
+            )
+    elif link_center_id is not None:
+        raise InvalidInput(
+            "visit.link_center_not_for_home",
+            N_("A visit from home has no link center."),
+            field="link_center_id",
+        )
+
+
+def availability(
+    ctx: AppContext,
+    p: Principal,
+    resident_id: int,
+    *,
+    kind: VisitKind = VisitKind.SOCIAL,
+    mode: VisitMode = VisitMode.HOME,
+    link_center_id: int | None = None,
+    first_day: date | None = None,
+    days: int | None = None,
+) -> Availability:
+    """The free times for a visit with `resident_id`, as `p` may book them, over the booking window."""
+    now = ctx.clock()
+    with ctx.db.read() as session:
+        resident = _resident_for_booking(session, p, resident_id)
+        facility = _facility(session, resident.facility_id)
+        _check_link_center(session, mode, link_center_id)
+        rules = rules_of(facility)
+        by_staff = _is_booking_staff(p, facility.id)
+        earliest, last_day = rules_.booking_range(rules, kind, now, by_staff=by_staff)
+        first = max(first_day or rules.local_date(earliest), rules.local_date(earliest))
+        if days is not None:
+            last_day = min(last_day, first + timedelta(days=max(days, 1) - 1))
+        templates = [
+            t
+            for t in _templates(session, facility.id)
+            if t.allows(kind, mode, by_staff=by_staff, unit_id=resident.unit_id)
+        ]
+        slots = [
+            s
+            for s in rules_.generate_slots(templates, rules.zone, first, last_day)
+            if s.starts_at >= earliest
+        ]
+        allowance = _allowance_of(resident, rules)
+        if not slots:
+            return Availability(
+                resident.id,
+                facility.id,
+                facility.timezone,
+                kind,
+                mode,
+                link_center_id,
+                first,
+                last_day,
+                [],
+                allowance,
+            )
+        start, end = slots[0].starts_at, max(s.ends_at for s in slots)
+        visitor_ids = [p.visitor_id] if p.visitor_id is not None and not by_staff else []
+        world = _load_world(session, resident, visitor_ids, start, end, now, link_center_id)
+        used: dict[tuple[datetime, datetime], int] = {}
+        full_days: set[date] = set()
+        free: list[FreeTime] = []
+        seen: set[datetime] = set()
+        for slot in slots:
+            if slot.starts_at in seen:
+                continue
+            if kind is VisitKind.SOCIAL:
+                period = rules_.allowance_period(rules, slot.starts_at)
+                if period not in used:
+                    used[period] = _allowance_used(session, resident.id, period[0], period[1], now)
+                if used[period] >= allowance:
+                    full_days.add(slot.local_date)
+                    continue
+            placement, _ = _place(world, slot, resident, mode)
+            if placement is not None:
+                seen.add(slot.starts_at)
+                free.append(FreeTime(slot.starts_at, slot.ends_at, slot.local_date))
+        return Availability(
+            resident.id,
+            facility.id,
+            facility.timezone,
+            kind,
+            mode,
+            link_center_id,
+            first,
+            last_day,
+            free,
+            allowance,
+            sorted(full_days),
+        )
+
+
+# --- booking --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """What a person asks for. Visitors book with themselves as lead; staff name the lead visitor."""
+
+    resident_id: int
+    starts_at: datetime
+    kind: VisitKind = VisitKind.SOCIAL
+    mode: VisitMode = VisitMode.HOME
+    link_center_id: int | None = None
+    lead_visitor_id: int | None = None
+    visitor_ids: tuple[int, ...] = ()
+    dependent_ids: tuple[int, ...] = ()
+    hold: bool = False
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class BookedVisit:
+    """The visit as booked, with where it takes place."""
+
+    visit: Visit
+    station_code: str
+    booth_code: str | None
+    facility_timezone: str
+
+
+def _lock(session: Session, model: type[Resident] | type[Visitor], ids: Sequence[int]) -> None:
+    """Row locks in id order serialise the bookings that touch one resident or visitor (PostgreSQL);
+    SQLite already holds its write lock."""
+    if ids:
+        session.execute(
+            sa.select(model.id).where(model.id.in_(sorted(set(ids)))).order_by(model.id).with_for_update()
+        )
+
+
+def _members(
+    session: Session, resident_id: int, lead_id: int, visitor_ids: Sequence[int], dependent_ids: Sequence[int]
+) -> tuple[Member, list[Member], dict[int, ConnectionKind]]:
+    people = [lead_id, *[v for v in visitor_ids if v != lead_id]]
+    visitors = {v.id: v for v in session.execute(sa.select(Visitor).where(Visitor.id.in_(people))).scalars()}
+    missing = [v for v in people if v not in visitors]
+    if missing:
+        raise NotFound("visitor.not_found", N_("No such visitor."))
+    links = {
+        (c.visitor_id, c.dependent_id): c
+        for c in session.execute(
+            sa.select(Connection).where(
+                Connection.resident_id == resident_id, Connection.visitor_id.in_(people)
+            )
+        ).scalars()
+    }
+    kinds: dict[int, ConnectionKind] = {}
+
+    def member_of(visitor: Visitor) -> Member:
+        link = links.get((visitor.id, None))
+        if link is not None:
+            kinds[visitor.id] = link.kind
+        approved = link is not None and link.status is ConnectionStatus.APPROVED
+        return Member(visitor.birth_date, approved, visitor_id=visitor.id)
+
+    lead = member_of(visitors[lead_id])
+    others = [member_of(visitors[v]) for v in people[1:]]
+    if dependent_ids:
+        children = {
+            d.id: d
+            for d in session.execute(sa.select(Dependent).where(Dependent.id.in_(dependent_ids))).scalars()
+        }
+        for dependent_id in dependent_ids:
+            child = children.get(dependent_id)
+            if child is None or child.visitor_id not in visitors:
+                raise NotFound("dependent.not_found", N_("No such child in this party."))
+            link = next(
+                (c for (v, d), c in links.items() if d == dependent_id and v == child.visitor_id),
+                None,
+            )
+            approved = link is not None and link.status is ConnectionStatus.APPROVED
+            others.append(Member(child.birth_date, approved, dependent_id=dependent_id))
+    return lead, others, kinds
+
+
+def _book_in(
+    ctx: AppContext,
+    session: Session,
+    p: Principal,
+    req: BookingRequest,
+    now: datetime,
+    meta: RequestMeta,
+    *,
+    replaces: int | None = None,
+) -> BookedVisit:
+    resident = _resident_for_booking(session, p, req.resident_id)
+    _lock(session, Resident, [resident.id])
+    session.refresh(resident)
+    if resident.status is not ResidentStatus.ACTIVE:
+        raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
+    facility = _facility(session, resident.facility_id)
+    rules = rules_of(facility)
+    by_staff = _is_booking_staff(p, facility.id)
+    if not by_staff and p.visitor_id is None:
+        raise Forbidden()
+    lead_id = req.lead_visitor_id if by_staff and req.lead_visitor_id is not None else p.visitor_id
+    if lead_id is None:
+        raise InvalidInput(
+            "visit.lead_required", N_("Please name the visitor who leads the visit."), field="lead_visitor_id"
+        )
+    if not by_staff and req.lead_visitor_id not in (None, p.visitor_id):
+        raise Forbidden()
+    _check_link_center(session, req.mode, req.link_center_id)
+    rules_.check_booking_window(rules, req.kind, req.starts_at, now, by_staff=by_staff)
+    templates = [
+        t
+        for t in _templates(session, facility.id)
+        if t.allows(req.kind, req.mode, by_staff=by_staff, unit_id=resident.unit_id)
+    ]
+    slot = rules_.find_slot(templates, rules.zone, req.starts_at)
+    lead, others, kinds = _members(session, resident.id, lead_id, req.visitor_ids, req.dependent_ids)
+    if p.visitor_id is not None and not by_staff:
+        own = set(
+            session.execute(sa.select(Dependent.id).where(Dependent.visitor_id == p.visitor_id)).scalars()
+        )
+        if any(d not in own for d in req.dependent_ids):
+            raise NotFound("dependent.not_found", N_("No such child in this party."))
+    rules_.check_party(rules, lead, others, slot.local_date)
+    if req.kind is VisitKind.LEGAL and kinds.get(lead_id) is not ConnectionKind.LEGAL:
+        raise Forbidden(
+            "visit.legal_requires_attorney",
+            N_("Only a verified attorney of this person can book a legal visit."),
+        )
+    visitor_ids = [m.visitor_id for m in (lead, *others) if m.visitor_id is not None]
+    _lock(session, Visitor, visitor_ids)
+    restriction = _active_restriction(session, visitor_ids, facility.id, slot.starts_at)
+    if restriction is not None:
+        raise Forbidden(
+            "visit.visitor_restricted",
+            N_("A visitor in this party may not visit at this time: %(reason)s"),
+            params={
+                "reason": restriction.reason,
+                "until": restriction.ends_at.isoformat() if restriction.ends_at else None,
+            },
+        )
+    _expire_holds(session, now, resident_id=resident.id)
+    if req.kind is VisitKind.SOCIAL:
+        period = rules_.allowance_period(rules, slot.starts_at)
+        rules_.check_allowance(
+            _allowance_of(resident, rules), _allowance_used(session, resident.id, *period, now)
+        )
+    world = _load_world(session, resident, visitor_ids, slot.starts_at, slot.ends_at, now, req.link_center_id)
+    placement, problem = _place(world, slot, resident, req.mode)
+    if placement is None:
+        raise _conflict(problem or "visit.slot_taken")
+    status = (
+        VisitStatus.HELD if req.hold else rules_.initial_status(needs_review=_has_alert(session, resident.id))
+    )
+    visit = Visit(
+        kind=req.kind,
+        mode=req.mode,
+        status=status,
+        facility_id=facility.id,
+        resident_id=resident.id,
+        station_id=placement.station.id,
+        link_center_id=req.link_center_id,
+        booth_station_id=placement.booth.id if placement.booth else None,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        hold_expires_at=now + timedelta(minutes=rules.hold_minutes) if req.hold else None,
+        booked_by_id=p.user_id,
+        notes=req.notes[:2000],
+        replaces_visit_id=replaces,
+    )
+    session.add(visit)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Another booking won the race between our checks and our insert (PostgreSQL's exclusion
+        # constraints); the caller sees the same answer as if it had lost before the checks.
+        raise _conflict("visit.slot_taken") from exc
+    session.add(VisitParticipant(visit_id=visit.id, visitor_id=lead_id, role=ParticipantRole.LEAD))
+    for member in others:
+        session.add(
+            VisitParticipant(
+                visit_id=visit.id,
+                visitor_id=member.visitor_id,
+                dependent_id=member.dependent_id,
+                role=ParticipantRole.DEPENDENT
+                if member.dependent_id is not None
+                else ParticipantRole.VISITOR,
+            )
+        )
+    session.flush()
+    audit.record(
+        session,
+        p,
+        "visit.held" if req.hold else "visit.booked",
+        "visit",
+        visit.id,
+        at=now,
+        facility_id=facility.id,
+        after=_visit_state(visit),
+        ip=meta.ip,
+    )
+    if not req.hold:
+        template = "visit_requested" if status is VisitStatus.REQUESTED else "visit_booked"
+        outbox.enqueue_for_visit(session, visit, template, now, facility.timezone)
+    booth_code = placement.booth.code if placement.booth else None
+    return BookedVisit(visit, placement.station.code, booth_code, facility.timezone)
+
+
+_CONFLICT_MESSAGES: dict[str, str] = {
+    "visit.slot_taken": N_("This time has just been taken. Please choose another time."),
+    "visit.resident_busy": N_("The person you visit already has a visit at this time."),
+    "visit.visitor_busy": N_("You already have a visit at this time."),
+    "visit.resident_has_appointment": N_(
+        "The person you visit has a court or medical appointment at this time."
+    ),
+    "visit.blocked": N_("Visits are suspended at this time. Please choose another time."),
+    "visit.no_booth": N_("No booth is free at this link center at this time."),
+}
+
+
+def _conflict(code: str) -> Conflict:
+    return Conflict(code, _CONFLICT_MESSAGES.get(code, _CONFLICT_MESSAGES["visit.slot_taken"]))
+
+
+def _visit_state(visit: Visit) -> dict[str, object]:
+    return {
+        "status": visit.status.value,
+        "kind": visit.kind.value,
+        "mode": visit.mode.value,
+        "resident_id": visit.resident_id,
+        "station_id": visit.station_id,
+        "booth_station_id": visit.booth_station_id,
+        "starts_at": visit.starts_at,
+        "ends_at": visit.ends_at,
+        "reason": visit.reason,
+    }
+
+
+def book_visit(ctx: AppContext, p: Principal, req: BookingRequest, meta: RequestMeta) -> BookedVisit:
+    """Book (or hold) a visit at a template time, choosing the station; every rule, one transaction."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        return _book_in(ctx, session, p, req, now, meta)
+
+
+def confirm_hold(ctx: AppContext, p: Principal, visit_id: int, meta: RequestMeta) -> Visit:
+    """Turn one's own hold into a booking (approved, or requested when a clerk must look first)."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        visit = access_visit_by_id(session, p, visit_id)
+        _lock(session, Resident, [visit.resident_id])
+        session.refresh(visit)
+        if visit.status is not VisitStatus.HELD or visit.booked_by_id != p.user_id:
+            raise Conflict("visit.not_held", N_("This time is not held for you."))
+        if visit.hold_expires_at is None or visit.hold_expires_at <= now:
+            raise Conflict(
+                "visit.hold_expired", N_("The time you held has expired. Please choose a time again.")
+            )
+        facility = _facility(session, visit.facility_id)
+        before = _visit_state(visit)
+        visit.status = rules_.initial_status(needs_review=_has_alert(session, visit.resident_id))
+        visit.hold_expires_at = None
+        session.flush()
+        audit.record(
+            session,
+            p,
+            "visit.booked",
+            "visit",
+            visit.id,
+            at=now,
+            facility_id=visit.facility_id,
+            before=before,
+            after=_visit_state(visit),
+            ip=meta.ip,
+        )
+        template = "visit_requested" if visit.status is VisitStatus.REQUESTED else "visit_booked"
+        outbox.enqueue_for_visit(session, visit, template, now, facility.timezone)
+        return visit
+
+
+def _end_visit(
+    session: Session,
+    p: Principal,
+    visit: Visit,
+    status: VisitStatus,
+    reason: str,
+    now: datetime,
+    meta: RequestMeta,
+    *,
+    note: str = "",
+    notify: bool = True,
+    action: str = "visit.cancelled",
+    **extra: object,
+) -> None:
+    before = _visit_state(visit)
+    visit.status = status
+    visit.reason = reason
+    visit.reason_note = note[:2000]
+    visit.hold_expires_at = visit.hold_expires_at if status is VisitStatus.HELD else None
+    if p.user_id is not None and status in (VisitStatus.REJECTED,):
+        visit.decided_by_id = p.user_id
+    session.flush()
+    session.add(
+        VisitEvent(
+            visit_id=visit.id,
+            at=now,
+            kind=action,
+            actor_kind=p.kind,
+            actor_id=p.user_id,
+            data={"reason": reason},
+        )
+    )
+    audit.record(
+        session,
+        p,
+        action,
+        "visit",
+        visit.id,
+        at=now,
+        facility_id=visit.facility_id,
+        before=before,
+        after=_visit_state(visit),
+        ip=meta.ip,
+    )
+    if notify:
+        facility = _facility(session, visit.facility_id)
+        template = "visit_rejected" if status is VisitStatus.REJECTED else "visit_cancelled"
+        outbox.enqueue_for_visit(
+            session, visit, template, now, facility.timezone, reason=reason, note=note, **extra
+        )
+
+
+def cancel_visit(
+    ctx: AppContext,
+    p: Principal,
+    visit_id: int,
+    meta: RequestMeta,
+    *,
+    reason: str | None = None,
+    note: str = "",
+) -> Visit:
+    """A visitor cancels their own visit before it starts; staff cancel any time, with a reason.
+    The allowance comes back (a cancelled visit does not count)."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        visit = access_visit_by_id(session, p, visit_id)
+        _lock(session, Resident, [visit.resident_id])
+        session.refresh(visit)
+        by_staff = any(p.holds(r, facility_id=visit.facility_id) for r in BOOKING_STAFF_ROLES)
+        if not by_staff and p.visitor_id is None:
+            raise Forbidden()
+        stored = rules_.check_cancellation(
+            visit.status, visit.starts_at, now, by_staff=by_staff, reason=reason
+        )
+        _end_visit(
+            session,
+            p,
+            visit,
+            VisitStatus.CANCELLED,
+            stored,
+            now,
+            meta,
+            note=note,
+            notify=visit.status is not VisitStatus.HELD,
+        )
+        return visit
+
+
+def reschedule_visit(
+    ctx: AppContext, p: Principal, visit_id: int, starts_at: datetime, meta: RequestMeta
+) -> BookedVisit:
+    """Move a visit to another time: the old one is cancelled and the new one booked in one transaction,
+    with the same people, kind and mode; if the new time cannot be booked, nothing changes."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        visit = access_visit_by_id(session, p, visit_id)
+        _lock(session, Resident, [visit.resident_id])
+        session.refresh(visit)
+        by_staff = any(p.holds(r, facility_id=visit.facility_id) for r in BOOKING_STAFF_ROLES)
+        rules_.check_cancellation(visit.status, visit.starts_at, now, by_staff=False, reason=None)
+        if not by_staff and p.visitor_id is None:
+            raise Forbidden()
+        participants = (
+            session.execute(
+                sa.select(VisitParticipant)
+                .where(VisitParticipant.visit_id == visit.id)
+                .order_by(VisitParticipant.id)
+            )
+            .scalars()
+            .all()
+        )
+        lead = next(x.visitor_id for x in participants if x.role is ParticipantRole.LEAD)
+        if not by_staff and lead != p.visitor_id:
+            raise Forbidden("visit.not_lead", N_("Only the person who booked the visit can move it."))
+        _end_visit(session, p, visit, VisitStatus.CANCELLED, "rescheduled", now, meta, notify=False)
+        request = BookingRequest(
+            resident_id=visit.resident_id,
+            starts_at=starts_at,
+            kind=visit.kind,
+            mode=visit.mode,
+            link_center_id=visit.link_center_id,
+            lead_visitor_id=lead,
+            visitor_ids=tuple(
+                x.visitor_id for x in participants if x.role is ParticipantRole.VISITOR and x.visitor_id
+            ),
+            dependent_ids=tuple(x.dependent_id for x in participants if x.dependent_id is not None),
+            notes=visit.notes,
+        )
+        return _book_in(ctx, session, p, request, now, meta, replaces=visit.id)
+
+
+def decide_request(
+    ctx: AppContext,
+    p: Principal,
+    visit_id: int,
+    meta: RequestMeta,
+    *,
+    approve: bool,
+    reason: str | None = None,
+    note: str = "",
+) -> Visit:
+    """A clerk approves a requested visit, or rejects it with a preset reason that the visitor is told."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        visit = access_visit_by_id(session, p, visit_id)
+        if not any(p.holds(r, facility_id=visit.facility_id) for r in DECIDING_ROLES):
+            raise Forbidden()
+        session.refresh(visit, with_for_update=True)
+        if visit.status is not VisitStatus.REQUESTED:
+            raise Conflict("visit.not_requested", N_("This visit is not waiting for a decision."))
+        if approve:
+            before = _visit_state(visit)
+            visit.status = VisitStatus.APPROVED
+            visit.decided_by_id = p.user_id
+            session.flush()
+            audit.record(
+                session,
+                p,
+                "visit.approved",
+                "visit",
+                visit.id,
+                at=now,
+                facility_id=visit.facility_id,
+                before=before,
+                after=_visit_state(visit),
+                ip=meta.ip,
+            )
+            outbox.enqueue_for_visit(
+                session, visit, "visit_approved", now, _facility(session, visit.facility_id).timezone
+            )
+        else:
+            rules_.check_rejection_reason(reason or "")
+            assert reason is not None
+            _end_visit(
+                session, p, visit, VisitStatus.REJECTED, reason, now, meta, note=note, action="visit.rejected"
+            )
+        return visit
+
+
+# --- blocked periods and lockdowns ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    block_id: int
+    cancelled_visits: int
+    notifications: int
+
+
+def declare_block(
+    ctx: AppContext,
+    p: Principal,
+    facility_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    meta: RequestMeta,
+    *,
+    kind: BlockKind = BlockKind.BLOCKED,
+    reason: str,
+    unit_id: int | None = None,
+    station_id: int | None = None,
+) -> BlockResult:
+    """Stop visits for a facility, a unit or a station over a period. Every active visit in it is
+    cancelled with the reason, its allowance returns, and visitors and the resident are told."""
+    now = ctx.clock()
+    if ends_at <= starts_at:
+        raise InvalidInput("block.period", N_("The end must be after the start."), field="ends_at")
+    if not reason.strip():
+        raise InvalidInput("block.reason_required", N_("Please give a reason."), field="reason")
+    with ctx.db.write() as session:
+        access_staff_facility_by_id(session, p, facility_id, SCHEDULING_ROLES)
+        if unit_id is not None:
+            unit = session.get(HousingUnit, unit_id)
+            if unit is None or unit.facility_id != facility_id:
+                raise NotFound("unit.not_found", N_("No such housing unit."))
+        if station_id is not None:
+            station = session.get(Station, station_id)
+            if station is None or station.facility_id != facility_id:
+                raise NotFound("station.not_found", N_("No such station."))
+        block = BlockedPeriod(
+            kind=kind,
+            facility_id=facility_id,
+            unit_id=unit_id,
+            station_id=station_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            reason=reason.strip()[:2000],
+            created_by_id=p.user_id,
+        )
+        session.add(block)
+        session.flush()
+        audit.record(
+            session,
+            p,
+            f"block.{kind.value}",
+            "blocked_period",
+            block.id,
+            at=now,
+            facility_id=facility_id,
+            after={
+                "starts_at": starts_at,
+                "ends_at": ends_at,
+                "unit_id": unit_id,
+                "station_id": station_id,
+                "reason": block.reason,
+            },
+            ip=meta.ip,
+        )
+        query = sa.select(Visit).where(
+            Visit.facility_id == facility_id,
+            Visit.status.in_(ACTIVE),
+            Visit.starts_at < ends_at,
+            Visit.ends_at > starts_at,
+        )
+        if unit_id is not None:
+            query = query.where(
+                Visit.resident_id.in_(sa.select(Resident.id).where(Resident.unit_id == unit_id))
+            )
+        if station_id is not None:
+            query = query.where(Visit.station_id == station_id)
+        visits = session.execute(query.order_by(Visit.starts_at).with_for_update()).scalars().all()
+        sent = 0
+        code = "lockdown" if kind is BlockKind.LOCKDOWN else "blocked"
+        for visit in visits:
+            was_held = visit.status is VisitStatus.HELD
+            _end_visit(
+                session,
+                p,
+                visit,
+                VisitStatus.CANCELLED,
+                code,
+                now,
+                meta,
+                note=block.reason,
+                notify=not was_held,
+            )
+            if not was_held:
+                sent += _count_recipients(session, visit.id)
+        return BlockResult(block.id, len(visits), sent)
+
+
+def _count_recipients(session: Session, visit_id: int) -> int:
+    return 1 + int(
+        session.execute(
+            sa.select(sa.func.count()).where(
+                VisitParticipant.visit_id == visit_id, VisitParticipant.visitor_id.is_not(None)
+            )
+        ).scalar_one()
+    )
+
+
+def delete_block(ctx: AppContext, p: Principal, block_id: int, meta: RequestMeta) -> None:
+    """Lift a blocked period early (the visits it cancelled stay cancelled)."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        block = session.get(BlockedPeriod, block_id)
+        if block is None:
+            raise NotFound("block.not_found", N_("No such blocked period."))
+        access_staff_facility_by_id(session, p, block.facility_id, SCHEDULING_ROLES)
+        audit.record(
+            session,
+            p,
+            "block.lifted",
+            "blocked_period",
+            block.id,
+            at=now,
+            facility_id=block.facility_id,
+            before={"starts_at": block.starts_at, "ends_at": block.ends_at, "reason": block.reason},
+            ip=meta.ip,
+        )
+        session.delete(block)
+
+
+def list_blocks(
+    ctx: AppContext, p: Principal, facility_id: int, *, since: datetime | None = None
+) -> Sequence[BlockedPeriod]:
+    """Blocked periods of a facility that end after `since` (default: now)."""
+    with ctx.db.read() as session:
+        access_staff_facility_by_id(session, p, facility_id)
+        return (
+            session.execute(
+                sa.select(BlockedPeriod)
+                .where(
+                    BlockedPeriod.facility_id == facility_id, BlockedPeriod.ends_at > (since or ctx.clock())
+                )
+                .order_by(BlockedPeriod.starts_at)
+            )
+            .scalars()
+            .all()
+        )
+
+
+# --- the sweep: holds that ran out, requests nobody decided ----------------------------------------
+
+
+def _expire_holds(session: Session, now: datetime, *, resident_id: int | None = None) -> int:
+    query = sa.update(Visit).where(Visit.status == VisitStatus.HELD, Visit.hold_expires_at <= now)
+    if resident_id is not None:
+        query = query.where(Visit.resident_id == resident_id)
+    result = session.execute(
+        query.values(
+            status=VisitStatus.CANCELLED, reason="hold_expired", hold_expires_at=None
+        ).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    holds_expired: int
+    requests_rejected: int
+
+
+def sweep(ctx: AppContext, meta: RequestMeta | None = None) -> SweepResult:
+    """Cancel holds that ran out; reject requests still undecided at the minimum notice, telling everyone."""
+    meta = meta or RequestMeta(ip="local")
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        expired = _expire_holds(session, now)
+        overdue: list[Visit] = []
+        requested = session.execute(
+            sa.select(Visit, Facility)
+            .join(Facility, Facility.id == Visit.facility_id)
+            .where(Visit.status == VisitStatus.REQUESTED, Visit.starts_at <= now + timedelta(days=2))
+            .with_for_update(of=Visit)
+        ).all()
+        for visit, facility in requested:
+            if now >= rules_.review_deadline(rules_of(facility), visit.kind, visit.starts_at):
+                overdue.append(visit)
+        for visit in overdue:
+            _end_visit(
+                session,
+                SYSTEM,
+                visit,
+                VisitStatus.REJECTED,
+                rules_.AUTO_REJECT_REASON,
+                now,
+                meta,
+                action="visit.rejected",
+            )
+        return SweepResult(expired, len(overdue))
+
+
+# --- transfers and releases -----------------------------------------------------------------------
+
+
+def change_resident_status(
+    ctx: AppContext,
+    p: Principal,
+    resident_id: int,
+    status: ResidentStatus,
+    meta: RequestMeta,
+    *,
+    to_facility_id: int | None = None,
+    to_unit_id: int | None = None,
+) -> int:
+    """Transfer or release a resident: their future visits are cancelled with the reason (a transfer
+    to another facility on OpenVisit offers re-booking there). Returns how many visits were cancelled."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        resident = access_resident_by_id(session, p, resident_id)
+        require_role(p, Role.FACILITY_ADMIN)
+        if not p.holds(Role.FACILITY_ADMIN, facility_id=resident.facility_id):
+            raise Forbidden()
+        return apply_resident_status(
+            session, p, resident, status, now, meta, to_facility_id=to_facility_id, to_unit_id=to_unit_id
+        )
+
+
+def apply_resident_status(
+    session: Session,
+    p: Principal,
+    resident: Resident,
+    status: ResidentStatus,
+    now: datetime,
+    meta: RequestMeta,
+    *,
+    to_facility_id: int | None = None,
+    to_unit_id: int | None = None,
+) -> int:
+    """The effects of a transfer or release inside the caller's transaction (the import uses it too)."""
+    _lock(session, Resident, [resident.id])
+    before = {
+        "status": resident.status.value,
+        "facility_id": resident.facility_id,
+        "unit_id": resident.unit_id,
+    }
+    old_facility = resident.facility_id
+    if status is ResidentStatus.TRANSFERRED and to_facility_id is not None:
+        # A move to another facility on OpenVisit: the resident stays active there, in the new unit.
+        target = session.get(Facility, to_facility_id)
+        if target is None:
+            raise NotFound("facility.not_found", N_("No such facility."))
+        if to_unit_id is not None:
+            unit = session.get(HousingUnit, to_unit_id)
+            if unit is None or unit.facility_id != to_facility_id:
+                raise NotFound("unit.not_found", N_("No such housing unit."))
+        resident.facility_id = to_facility_id
+        resident.unit_id = to_unit_id
+        resident.status = ResidentStatus.ACTIVE
+    else:
+        resident.status = status
+    visits = (
+        session.execute(
+            sa.select(Visit)
+            .where(Visit.resident_id == resident.id, Visit.status.in_(ACTIVE), Visit.starts_at > now)
+            .order_by(Visit.starts_at)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    reason = "resident_transferred" if status is ResidentStatus.TRANSFERRED else "resident_released"
+    for visit in visits:
+        _end_visit(
+            session,
+            p,
+            visit,
+            VisitStatus.CANCELLED,
+            reason,
+            now,
+            meta,
+            notify=visit.status is not VisitStatus.HELD,
+            rebook_facility_id=to_facility_id if status is ResidentStatus.TRANSFERRED else None,
+        )
+    session.flush()
+    audit.record(
+        session,
+        p,
+        f"resident.{status.value}",
+        "resident",
+        resident.id,
+        at=now,
+        facility_id=old_facility,
+        before=before,
+        after={
+            "status": resident.status.value,
+            "facility_id": resident.facility_id,
+            "unit_id": resident.unit_id,
+            "cancelled_visits": len(visits),
+        },
+        ip=meta.ip,
+    )
+    return len(visits)
+
+
+# --- session templates ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateInput:
+    """A session template as a scheduler enters it (times are facility-local)."""
+
+    group_id: int
+    weekday: int
+    start_time: time
+    end_time: time
+    slot_minutes: int = 30
+    buffer_minutes: int = 5
+    valid_from: date | None = None
+    valid_to: date | None = None
+    every_n_weeks: int = 1
+    allow_social: bool = True
+    allow_legal: bool = True
+    allow_home: bool = True
+    allow_link_center: bool = True
+    bookable_by: BookableBy = BookableBy.PUBLIC
+    unit_ids: tuple[int, ...] = ()
+
+
+def check_template(t: TemplateInput) -> None:
+    """The shape of a template, with a clear message for each mistake."""
+    if not 0 <= t.weekday <= 6:
+        raise InvalidInput("template.weekday", N_("Please choose a day of the week."), field="weekday")
+    if t.end_time <= t.start_time:
+        raise InvalidInput("template.hours", N_("The end must be after the start."), field="end_time")
+    if not 15 <= t.slot_minutes <= 60:
+        raise InvalidInput(
+            "template.slot_length", N_("Visits last from 15 to 60 minutes."), field="slot_minutes"
+        )
+    if not 0 <= t.buffer_minutes <= 60:
+        raise InvalidInput(
+            "template.buffer", N_("The changeover is from 0 to 60 minutes."), field="buffer_minutes"
+        )
+    if not 1 <= t.every_n_weeks <= 8:
+        raise InvalidInput("template.every_n_weeks", N_("Repeat every 1 to 8 weeks."), field="every_n_weeks")
+    if t.valid_from and t.valid_to and t.valid_to < t.valid_from:
+        raise InvalidInput(
+            "template.validity", N_("The last day must not be before the first."), field="valid_to"
+        )
+    if not (t.allow_social or t.allow_legal):
+        raise InvalidInput(
+            "template.kinds", N_("Allow social visits, legal visits or both."), field="allow_social"
+        )
+    if not (t.allow_home or t.allow_link_center):
+        raise InvalidInput(
+            "template.modes", N_("Allow visits from home, from link centers or both."), field="allow_home"
+        )
+    start = datetime.combine(date(2000, 1, 3), t.start_time)
+    if start + timedelta(minutes=t.slot_minutes) > datetime.combine(date(2000, 1, 3), t.end_time):
+        raise InvalidInput(
+            "template.too_short", N_("The session is shorter than one visit."), field="end_time"
+        )
+
+
+def _template_fields(session: Session, facility_id: int, t: TemplateInput, today: date) -> dict[str, object]:
+    check_template(t)
+    group = session.get(StationGroup, t.group_id)
+    if group is None or group.facility_id != facility_id:
+        raise NotFound("station_group.not_found", N_("No such group of stations."))
+    units = (
+        session.execute(
+            sa.select(HousingUnit).where(
+                HousingUnit.id.in_(t.unit_ids), HousingUnit.facility_id == facility_id
+            )
+        )
+        .scalars()
+        .all()
+        if t.unit_ids
+        else []
+    )
+    if len(units) != len(set(t.unit_ids)):
+        raise NotFound("unit.not_found", N_("No such housing unit."))
+    return {
+        "group_id": t.group_id,
+        "weekday": t.weekday,
+        "start_time": t.start_time,
+        "end_time": t.end_time,
+        "slot_minutes": t.slot_minutes,
+        "buffer_minutes": t.buffer_minutes,
+        "valid_from": t.valid_from or today,
+        "valid_to": t.valid_to,
+        "every_n_weeks": t.every_n_weeks,
+        "allow_social": t.allow_social,
+        "allow_legal": t.allow_legal,
+        "allow_home": t.allow_home,
+        "allow_link_center": t.allow_link_center,
+        "bookable_by": t.bookable_by,
+        "units": list(units),
+    }
+
+
+def _template_state(t: SessionTemplate) -> dict[str, object]:
+    return {
+        "group_id": t.group_id,
+        "weekday": t.weekday,
+        "start_time": t.start_time.isoformat(),
+        "end_time": t.end_time.isoformat(),
+        "slot_minutes": t.slot_minutes,
+        "buffer_minutes": t.buffer_minutes,
+        "valid_from": t.valid_from.isoformat(),
+        "valid_to": t.valid_to.isoformat() if t.valid_to else None,
+        "every_n_weeks": t.every_n_weeks,
+        "bookable_by": t.bookable_by.value,
+    }
+
+
+def save_template(
+    ctx: AppContext,
+    p: Principal,
+    facility_id: int,
+    t: TemplateInput,
+    meta: RequestMeta,
+    *,
+    template_id: int | None = None,
+) -> SessionTemplate:
+    """Create or change a session template. Booked visits keep their times: a template change only
+    shapes the times offered from now on."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        facility = access_staff_facility_by_id(session, p, facility_id, SCHEDULING_ROLES)
+        fields = _template_fields(session, facility.id, t, rules_of(facility).local_date(now))
+        before = None
+        if template_id is None:
+            row = SessionTemplate(facility_id=facility.id, **fields)
+            session.add(row)
+        else:
+            found = session.execute(
+                sa.select(SessionTemplate)
+                .options(selectinload(SessionTemplate.units))
+                .where(SessionTemplate.id == template_id, SessionTemplate.facility_id == facility.id)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if found is None:
+                raise NotFound("template.not_found", N_("No such session template."))
+            row = found
+            before = _template_state(row)
+            for key, value in fields.items():
+                setattr(row, key, value)
+        session.flush()
+        audit.record(
+            session,
+            p,
+            "template.saved",
+            "session_template",
+            row.id,
+            at=now,
+            facility_id=facility.id,
+            before=before,
+            after=_template_state(row),
+            ip=meta.ip,
+        )
+        return row
+
+
+def delete_template(ctx: AppContext, p: Principal, template_id: int, meta: RequestMeta) -> None:
+    """Remove a session template; visits already booked from it stay booked."""
+    now = ctx.clock()
+    with ctx.db.write() as session:
+        row = session.get(SessionTemplate, template_id)
+        if row is None:
+            raise NotFound("template.not_found", N_("No such session template."))
+        access_staff_facility_by_id(session, p, row.facility_id, SCHEDULING_ROLES)
+        audit.record(
+            session,
+            p,
+            "template.deleted",
+            "session_template",
+            row.id,
+            at=now,
+            facility_id=row.facility_id,
+            before=_template_state(row),
+            ip=meta.ip,
+        )
+        session.delete(row)
+
+
+def list_templates(
+    ctx: AppContext, p: Principal, facility_id: int
+) -> list[tuple[SessionTemplate, list[int]]]:
+    """A facility's templates with the units allowed on each."""
+    with ctx.db.read() as session:
+        access_staff_facility_by_id(session, p, facility_id)
+        units = {t.id: sorted(t.unit_ids) for t in _templates(session, facility_id)}
+        rows = (
+            session.execute(
+                sa.select(SessionTemplate)
+                .where(SessionTemplate.facility_id == facility_id)
+                .order_by(SessionTemplate.group_id, SessionTemplate.weekday, SessionTemplate.start_time)
+            )
+            .scalars()
+            .all()
+        )
+        return [(r, units.get(r.id, [])) for r in rows]
+
+
+# --- staff views ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalendarEntry:
+    visit: Visit
+    resident_name: str
+    resident_number: str
+    lead_name: str
+    party_size: int
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    facility: Facility
+    day: date
+    stations: list[Station]
+    entries: dict[int, list[CalendarEntry]]
+    blocks: list[BlockedPeriod]
+
+
+def _entries(session: Session, visits: Sequence[Visit]) -> list[CalendarEntry]:
+    if not visits:
+        return []
+    ids = [v.id for v in visits]
+    residents = {
+        r.id: r
+        for r in session.execute(
+            sa.select(Resident).where(Resident.id.in_({v.resident_id for v in visits}))
+        ).scalars()
+    }
+    leads: dict[int, str] = {}
+    sizes: dict[int, int] = defaultdict(int)
+    for visit_id, role, last, first in session.execute(
+        sa.select(VisitParticipant.visit_id, VisitParticipant.role, Visitor.last_name, Visitor.first_name)
+        .outerjoin(Visitor, Visitor.id == VisitParticipant.visitor_id)
+        .where(VisitParticipant.visit_id.in_(ids))
+    ):
+        sizes[visit_id] += 1
+        if role is ParticipantRole.LEAD:
+            leads[visit_id] = f"{last} {first}"
+    out = []
+    for v in visits:
+        r = residents[v.resident_id]
+        out.append(
+            CalendarEntry(
+                v,
+                f"{r.last_name} {r.first_name} {r.middle_name}".strip(),
+                r.number,
+                leads.get(v.id, ""),
+                sizes[v.id],
+            )
+        )
+    return out
+
+
+def calendar_day(ctx: AppContext, p: Principal, facility_id: int, day: date) -> CalendarDay:
+    """One facility-local day: every station and the visits booked on it, and the blocks that day."""
+    with ctx.db.read() as session:
+        facility = access_staff_facility_by_id(session, p, facility_id)
+        zone = rules_of(facility).zone
+        start = datetime.combine(day, time(0), tzinfo=zone)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+        stations = (
+            session.execute(
+                sa.select(Station).where(Station.facility_id == facility.id).order_by(Station.code)
+            )
+            .scalars()
+            .all()
+        )
+        visits = (
+            session.execute(
+                sa.select(Visit)
+                .where(
+                    Visit.facility_id == facility.id,
+                    Visit.starts_at < end,
+                    Visit.ends_at > start,
+                    Visit.status.not_in((VisitStatus.HELD,)),
+                )
+                .order_by(Visit.starts_at)
+            )
+            .scalars()
+            .all()
+        )
+        entries: dict[int, list[CalendarEntry]] = defaultdict(list)
+        for entry in _entries(session, visits):
+            entries[entry.visit.station_id].append(entry)
+        blocks = (
+            session.execute(
+                sa.select(BlockedPeriod).where(
+                    BlockedPeriod.facility_id == facility.id,
+                    BlockedPeriod.starts_at < end,
+                    BlockedPeriod.ends_at > start,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        return CalendarDay(facility, day, list(stations), dict(entries), list(blocks))
+
+
+def pending_requests(ctx: AppContext, p: Principal, facility_id: int) -> list[CalendarEntry]:
+    """Requested visits waiting for a clerk, soonest first."""
+    with ctx.db.read() as session:
+        access_staff_facility_by_id(session, p, facility_id, DECIDING_ROLES)
+        visits = (
+            session.execute(
+                sa.select(Visit)
+                .where(Visit.facility_id == facility_id, Visit.status == VisitStatus.REQUESTED)
+                .order_by(Visit.starts_at)
+            )
+            .scalars()
+            .all()
+        )
+        return _entries(session, visits)
+
+
+def my_visits(
+    ctx: AppContext, p: Principal, *, upcoming: bool | None = None, limit: int = 100
+) -> list[BookedVisitView]:
+    """A visitor's visits (as lead or companion) with the resident's name and the facility's zone."""
+    now = ctx.clock()
+    if p.visitor_id is None:
+        return []
+    with ctx.db.read() as session:
+        query = (
+            sa.select(Visit, Resident, Facility)
+            .join(VisitParticipant, VisitParticipant.visit_id == Visit.id)
+            .join(Resident, Resident.id == Visit.resident_id)
+            .join(Facility, Facility.id == Visit.facility_id)
+            .where(VisitParticipant.visitor_id == p.visitor_id, Visit.status != VisitStatus.HELD)
+        )
+        if upcoming is True:
+            query = query.where(Visit.ends_at > now).order_by(Visit.starts_at)
+        elif upcoming is False:
+            query = query.where(Visit.ends_at <= now).order_by(Visit.starts_at.desc())
+        else:
+            query = query.order_by(Visit.starts_at.desc())
+        rows = session.execute(query.limit(limit)).all()
+        return [
+            BookedVisitView(
+                v, f"{r.last_name} {r.first_name} {r.middle_name}".strip(), r.id, f.name, f.timezone
+            )
+            for v, r, f in rows
+        ]
+
+
+@dataclass(frozen=True)
+class BookedVisitView:
+    visit: Visit
+    resident_name: str
+    resident_id: int
+    facility_name: str
+    facility_timezone: str
