@@ -31,6 +31,7 @@ COMMANDS = [
     ["user", "create"],
     ["audit"],
     ["audit", "verify"],
+    ["sweep"],
 ]
 
 

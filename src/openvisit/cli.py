@@ -19,7 +19,7 @@ from openvisit.db.database import create_db_engine
 from openvisit.domain.enums import AccountKind, ActorKind
 from openvisit.domain.errors import DomainError
 from openvisit.domain.principal import Principal
-from openvisit.services import audit
+from openvisit.services import audit, scheduling
 from openvisit.services.context import AppContext
 from openvisit.services.demo import DEMO_LOGINS, DEMO_STATIONS, load_demo
 from openvisit.services.users import VisitorProfile, create_user, grant_from_spec
@@ -316,6 +316,19 @@ def audit_verify(ctx: typer.Context) -> None:
         err=True,
     )
     raise typer.Exit(EXIT_BROKEN)
+
+
+# --- scheduling -----------------------------------------------------------------------------------
+
+
+@app.command()
+def sweep(ctx: typer.Context) -> None:
+    """Expire held times and reject requests nobody decided before the minimum notice (the server
+    also does this every OPENVISIT_SWEEP_SECONDS; run this from cron when that is 0)."""
+    with _context(ctx) as context:
+        _require_migrated(context)
+        result = scheduling.sweep(context)
+    typer.echo(f"{result.holds_expired} held times expired, {result.requests_rejected} requests rejected")
 
 
 def main() -> None:

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     login_window_minutes: int = Field(default=15, ge=1)
 
+    sweep_seconds: int = Field(default=60, ge=0)
+    """How often the server expires held times and rejects requests nobody decided in time (0: never;
+    then run `openvisit sweep` from cron)."""
+
     max_body_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
     """Largest request body accepted (uploads of ID documents are at most 10 MB)."""
 

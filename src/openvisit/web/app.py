@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from openvisit import __version__
+from openvisit.services import scheduling
 from openvisit.services.context import AppContext, Clock, utc_now
 from openvisit.settings import Settings
 from openvisit.web import api, errors, pages
@@ -22,13 +25,35 @@ STATIC_DIR = Path(__file__).with_name("static")
 log = logging.getLogger("openvisit.web")
 
 
+async def _sweep_forever(context: AppContext) -> None:
+    """Expire held times and reject overdue requests on a timer, off the event loop."""
+    while True:
+        await asyncio.sleep(context.settings.sweep_seconds)
+        try:
+            result = await run_in_threadpool(scheduling.sweep, context)
+        except Exception:
+            log.exception("scheduling sweep failed")
+            continue
+        if result.holds_expired or result.requests_rejected:
+            log.info(
+                "sweep: %d holds expired, %d requests rejected",
+                result.holds_expired,
+                result.requests_rejected,
+            )
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | None = None) -> FastAPI:
     """A FastAPI app serving the API, the pages and the health checks for `settings`."""
     context = ctx or AppContext.from_settings(settings, clock=clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_sweep_forever(context)) if settings.sweep_seconds else None
         yield
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         if ctx is None:
             context.db.dispose()
 
