@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import pyotp
+import sqlalchemy as sa
 
 from openvisit.db.models import (
     Connection,
@@ -37,6 +38,8 @@ from openvisit.domain.enums import (
     VisitMode,
     VisitStatus,
 )
+from openvisit.domain.principal import Principal
+from openvisit.services.auth import principal_for_user
 from openvisit.services.context import AppContext
 from openvisit.services.passwords import hash_secret
 
@@ -277,3 +280,10 @@ def make_dependent(
             )
         )
         return child.id
+
+
+def principal_of(ctx: AppContext, email: str) -> Principal:
+    """The Principal a login of `email` would give (second factor done)."""
+    with ctx.db.read() as s:
+        user = s.execute(sa.select(UserAccount).where(UserAccount.email == email)).scalar_one()
+        return principal_for_user(s, user)
