@@ -178,10 +178,19 @@ def template_slots(template: Template, day: date, zone: ZoneInfo) -> list[Slot]:
     length = timedelta(minutes=template.slot_minutes)
     wall = datetime.combine(day, template.start_time)
     end_wall = datetime.combine(day, template.end_time)
+    next_free: datetime | None = None
     while wall + length <= end_wall:
         starts_at = local_to_utc(day, wall.time(), zone)
-        if starts_at is not None:
+        # When the clocks jump forward, wall-clock steps come closer in real time: a start less than a
+        # slot and its changeover after the previous one, or a slot that would end after the session's
+        # end on the wall clock, is skipped.
+        if (
+            starts_at is not None
+            and (next_free is None or starts_at >= next_free)
+            and (starts_at + length).astimezone(zone).replace(tzinfo=None) <= end_wall
+        ):
             slots.append(Slot(template.id, template.group_id, starts_at, starts_at + length, day))
+            next_free = starts_at + step
         wall += step
     return slots
 
