@@ -738,35 +738,46 @@ def _book_in(
             _allowance_of(resident, rules), _allowance_used(session, resident.id, *period, now)
         )
     world = _load_world(session, resident, visitor_ids, slot.starts_at, slot.ends_at, now, req.link_center_id)
-    placement, problem = _place(world, slot, resident, req.mode)
-    if placement is None:
-        raise _conflict(problem or "visit.slot_taken")
     status = (
         VisitStatus.HELD if req.hold else rules_.initial_status(needs_review=_has_alert(session, resident.id))
     )
-    visit = Visit(
-        kind=req.kind,
-        mode=req.mode,
-        status=status,
-        facility_id=facility.id,
-        resident_id=resident.id,
-        station_id=placement.station.id,
-        link_center_id=req.link_center_id,
-        booth_station_id=placement.booth.id if placement.booth else None,
-        starts_at=slot.starts_at,
-        ends_at=slot.ends_at,
-        hold_expires_at=now + timedelta(minutes=rules.hold_minutes) if req.hold else None,
-        booked_by_id=p.user_id,
-        notes=req.notes[:2000],
-        replaces_visit_id=replaces,
-    )
-    session.add(visit)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        # Another booking won the race between our checks and our insert (PostgreSQL's exclusion
-        # constraints); the caller sees the same answer as if it had lost before the checks.
-        raise _conflict("visit.slot_taken") from exc
+    visit: Visit | None = None
+    placement: _Placement | None = None
+    for _attempt in range(3):
+        placement, problem = _place(world, slot, resident, req.mode)
+        if placement is None:
+            raise _conflict(problem or "visit.slot_taken")
+        visit = Visit(
+            kind=req.kind,
+            mode=req.mode,
+            status=status,
+            facility_id=facility.id,
+            resident_id=resident.id,
+            station_id=placement.station.id,
+            link_center_id=req.link_center_id,
+            booth_station_id=placement.booth.id if placement.booth else None,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+            hold_expires_at=now + timedelta(minutes=rules.hold_minutes) if req.hold else None,
+            booked_by_id=p.user_id,
+            notes=req.notes[:2000],
+            replaces_visit_id=replaces,
+        )
+        try:
+            with session.begin_nested():
+                session.add(visit)
+                session.flush()
+            break
+        except IntegrityError:
+            # Another booking took this station or booth between our check and our insert (PostgreSQL's
+            # exclusion constraints caught it). Count them as busy and try the next free one, if any.
+            taken = Busy(slot.starts_at, slot.ends_at, None)
+            world.busy_by_station[placement.station.id].append(taken)
+            if placement.booth is not None:
+                world.busy_by_station[placement.booth.id].append(taken)
+            visit = None
+    if visit is None or placement is None:
+        raise _conflict("visit.slot_taken")
     session.add(VisitParticipant(visit_id=visit.id, visitor_id=lead_id, role=ParticipantRole.LEAD))
     for member in others:
         session.add(
