@@ -1721,3 +1721,40 @@ class BookedVisitView:
     resident_id: int
     facility_name: str
     facility_timezone: str
+
+
+def cancel_future_visits(
+    session: Session,
+    p: Principal,
+    where: sa.ColumnElement[bool],
+    reason: str,
+    now: datetime,
+    meta: RequestMeta,
+    *,
+    note: str = "",
+) -> int:
+    """Cancel, inside the caller's transaction, every active visit yet to start that matches `where`
+    (e.g. a suspended link's), telling everyone why. Returns how many."""
+    visits = (
+        session.execute(
+            sa.select(Visit)
+            .where(where, Visit.status.in_(ACTIVE), Visit.starts_at > now)
+            .order_by(Visit.starts_at)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    for visit in visits:
+        _end_visit(
+            session,
+            p,
+            visit,
+            VisitStatus.CANCELLED,
+            reason,
+            now,
+            meta,
+            note=note,
+            notify=visit.status is not VisitStatus.HELD,
+        )
+    return len(visits)
