@@ -58,7 +58,8 @@ def throttle_delay(failures: int, max_failures: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** (failures - max_failures)), MAX_THROTTLE_DELAY)
 
 
-def _check_throttle(ctx: AppContext, session: Session, subject: str, ip: str, now: datetime) -> None:
+def check_throttle(ctx: AppContext, session: Session, subject: str, ip: str, now: datetime) -> None:
+    """Refuse (429) while `subject` or `ip` has failed too often within the window."""
     window_start = now - timedelta(minutes=ctx.settings.login_window_minutes)
     for column, value in ((LoginAttempt.subject, subject), (LoginAttempt.ip, ip)):
         row = session.execute(
@@ -80,9 +81,8 @@ def _check_throttle(ctx: AppContext, session: Session, subject: str, ip: str, no
                 )
 
 
-def _record_failure(
-    ctx: AppContext, session: Session, subject: str, meta: RequestMeta, now: datetime
-) -> None:
+def record_failure(ctx: AppContext, session: Session, subject: str, meta: RequestMeta, now: datetime) -> None:
+    """Count a failed attempt for `subject`; the one that reaches the limit is audited."""
     session.add(LoginAttempt(at=now, subject=subject, ip=meta.ip, success=False))
     session.flush()
     window_start = now - timedelta(minutes=ctx.settings.login_window_minutes)
@@ -176,7 +176,7 @@ def login(
     now = ctx.clock()
     failure: Exception | None = None
     with ctx.db.write() as session:
-        _check_throttle(ctx, session, subject, meta.ip, now)
+        check_throttle(ctx, session, subject, meta.ip, now)
         user = session.execute(
             sa.select(UserAccount).where(UserAccount.email == subject)
         ).scalar_one_or_none()
@@ -192,7 +192,7 @@ def login(
                 )
             ok = _totp_ok(user.totp_secret, totp_code, now)
         if not ok or user is None:
-            _record_failure(ctx, session, subject, meta, now)
+            record_failure(ctx, session, subject, meta, now)
             failure = NotAuthenticated(
                 "auth.invalid_credentials", "The email, password or code is not right."
             )
@@ -262,7 +262,7 @@ def station_login(
     now = ctx.clock()
     failure: Exception | None = None
     with ctx.db.write() as session:
-        _check_throttle(ctx, session, subject, meta.ip, now)
+        check_throttle(ctx, session, subject, meta.ip, now)
         station = session.execute(
             sa.select(Station).where(Station.code == station_code.strip().upper())
         ).scalar_one_or_none()
@@ -278,7 +278,7 @@ def station_login(
             or resident.status is not ResidentStatus.ACTIVE
             or resident.facility_id != station.facility_id
         ):
-            _record_failure(ctx, session, subject, meta, now)
+            record_failure(ctx, session, subject, meta, now)
             failure = NotAuthenticated("auth.invalid_credentials", "The number or PIN is not right.")
         else:
             session.add(LoginAttempt(at=now, subject=subject, ip=meta.ip, success=True))
@@ -482,10 +482,10 @@ def verify_station(ctx: AppContext, station_code: str, station_key: str, meta: R
     now = ctx.clock()
     failure: Exception | None = None
     with ctx.db.write() as session:
-        _check_throttle(ctx, session, subject, meta.ip, now)
+        check_throttle(ctx, session, subject, meta.ip, now)
         station = session.execute(sa.select(Station).where(Station.code == code)).scalar_one_or_none()
         if station is None or not verify_secret(station.device_key_hash, station_key):
-            _record_failure(ctx, session, subject, meta, now)
+            record_failure(ctx, session, subject, meta, now)
             failure = NotAuthenticated("auth.station_unknown", "The station code or key is not right.")
         else:
             return station.code

@@ -334,3 +334,201 @@ class CalendarRead(Output):
     day: date
     stations: list[CalendarStation]
     blocks: list[BlockRead]
+
+
+# --- registry and vetting -------------------------------------------------------------------------
+
+
+class AttorneyClaimWrite(Input):
+    licence_number: str = Field(min_length=1, max_length=64)
+    organisation: str = Field(min_length=1, max_length=200)
+
+
+class RegistrationCreate(Input):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+    last_name: str = Field(min_length=1, max_length=120)
+    first_name: str = Field(min_length=1, max_length=120)
+    middle_name: str = Field(default="", max_length=120)
+    birth_date: date
+    phone: str | None = Field(default=None, max_length=32)
+    home_city: str = Field(default="", max_length=120)
+    language: Literal["en", "ru"] = "en"
+    timezone: str = Field(default="Europe/Moscow", max_length=64)
+    attorney: AttorneyClaimWrite | None = None
+
+
+class TokenUse(Input):
+    token: str = Field(min_length=1, max_length=2000)
+
+
+class PasswordForgot(Input):
+    email: str = Field(min_length=3, max_length=254)
+
+
+class PasswordReset(Input):
+    token: str = Field(min_length=1, max_length=2000)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Accepted(BaseModel):
+    status: str
+
+
+class ProfileWrite(Input):
+    last_name: str = Field(min_length=1, max_length=120)
+    first_name: str = Field(min_length=1, max_length=120)
+    middle_name: str = Field(default="", max_length=120)
+    birth_date: date
+    phone: str | None = Field(default=None, max_length=32)
+    home_city: str = Field(default="", max_length=120)
+    language: Literal["en", "ru"] = "en"
+    timezone: str = Field(max_length=64)
+
+
+class DependentRead(Output):
+    id: int
+    last_name: str
+    first_name: str
+    birth_date: date
+
+
+class DependentCreate(Input):
+    last_name: str = Field(min_length=1, max_length=120)
+    first_name: str = Field(min_length=1, max_length=120)
+    birth_date: date
+
+
+class AttorneyRead(Output):
+    licence_number: str
+    organisation: str
+    status: str
+
+
+class ProfileRead(Output):
+    email: str
+    email_confirmed: bool
+    language: str
+    timezone: str
+    last_name: str
+    first_name: str
+    middle_name: str
+    birth_date: date
+    phone: str | None
+    home_city: str
+    verification: str
+    attorney: AttorneyRead | None
+    dependents: list[DependentRead]
+
+
+class DocumentRead(Output):
+    id: int
+    kind: str
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+    uploaded_at: datetime
+
+
+class LinkCreate(Input):
+    facility_id: int = Field(ge=1, le=2**31 - 1)
+    number: str = Field(min_length=1, max_length=32)
+    last_name: str = Field(min_length=1, max_length=120)
+    birth_date: date
+    relationship: Literal[
+        "spouse",
+        "partner",
+        "parent",
+        "child",
+        "sibling",
+        "grandparent",
+        "relative",
+        "friend",
+        "attorney",
+        "other",
+    ]
+    dependent_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class LinkRead(Output):
+    id: int
+    resident_id: int
+    visitor_id: int
+    dependent_id: int | None
+    relationship: str
+    kind: str
+    status: str
+    reason: str | None
+    note: str
+
+
+class MyLinkRead(LinkRead):
+    resident_name: str
+    facility_name: str
+
+
+class LinkDecision(Input):
+    approve: bool
+    reason: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000)
+
+
+class LinkStatusChange(Input):
+    status: Literal["suspended", "revoked", "approved"]
+    reason: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000)
+
+
+class RestrictionRead(Output):
+    id: int
+    kind: str
+    visitor_id: int
+    facility_id: int | None
+    starts_at: datetime
+    ends_at: datetime | None
+    reason: str
+
+
+class QueueItemRead(BaseModel):
+    link: LinkRead
+    resident: ResidentRead
+    visitor_name: str
+    visitor_birth_date: date
+    visitor_verification: str
+    email: str
+    documents: list[DocumentRead]
+    restrictions: list[RestrictionRead]
+    attorney: AttorneyRead | None
+    other_links: int
+
+
+class RestrictionCreate(Input):
+    visitor_id: int = Field(ge=1, le=2**31 - 1)
+    kind: Literal["ban", "suspension"]
+    reason: str = Field(min_length=1, max_length=2000)
+    ends_at: AwareDatetime | None = None
+
+
+class KeepApartCreate(Input):
+    resident_a_id: int = Field(ge=1, le=2**31 - 1)
+    resident_b_id: int = Field(ge=1, le=2**31 - 1)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AlertWrite(Input):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AttorneyVerification(Input):
+    approve: bool
+    note: str = Field(default="", max_length=2000)
+
+
+class RegistryRowRead(Output):
+    visitor_id: int
+    name: str
+    licence_number: str
+    organisation: str
+    verified_at: datetime | None
+    clients: list[str]
