@@ -331,6 +331,40 @@ def sweep(ctx: typer.Context) -> None:
     typer.echo(f"{result.holds_expired} held times expired, {result.requests_rejected} requests rejected")
 
 
+# --- notifications --------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit (for cron).")] = False,
+    every: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds between rounds (default: OPENVISIT_DELIVERY_SECONDS, or 15)."),
+    ] = None,
+) -> None:
+    """Deliver notifications: write the reminders now due, then send every email, text message and
+    station message that is due, with retries. Killing it at any moment loses nothing (a message caught
+    between sending and recording may go out twice); several workers may run at once."""
+    # Imported here: no other command needs them.
+    import time
+
+    from openvisit.services import delivery
+
+    with _context(ctx) as context:
+        _require_migrated(context)
+        pause = every or context.settings.delivery_seconds or 15
+        try:
+            while True:
+                result = delivery.deliver_tick(context)
+                typer.echo(result.describe())
+                if once:
+                    return
+                time.sleep(pause)
+        except KeyboardInterrupt:
+            typer.echo("worker stopped")
+
+
 def main() -> None:
     """The console-script entry point."""
     app(prog_name="openvisit")

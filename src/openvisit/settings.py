@@ -38,11 +38,50 @@ class Settings(BaseSettings):
     """The address people use to reach the site; used in emails and links."""
 
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
+    """Mail server the delivery worker hands emails to."""
+
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+
     smtp_user: str | None = None
+    """Login at the mail server (none: send without logging in)."""
+
     smtp_password: SecretStr | None = None
+
     smtp_starttls: bool = False
+    """Upgrade the connection with STARTTLS (certificate checked) before logging in and sending."""
+
+    smtp_timeout_seconds: int = Field(default=30, ge=1, le=600)
+    """How long one SMTP command may take before the attempt counts as failed."""
+
     mail_from: str = "OpenVisit <no-reply@openvisit.local>"
+    """Sender of emails; its domain also names the Message-IDs and calendar UIDs."""
+
+    sms_gateway: Literal["file", "none"] = "none"
+    """Where text messages go: `file` appends them as JSON lines to sms_file (development), `none`
+    sends none (no SMS rows are written)."""
+
+    sms_file: Path | None = None
+    """The file of the `file` SMS gateway. Default: var/sms.jsonl."""
+
+    delivery_seconds: int = Field(default=15, ge=0)
+    """How often the server enqueues due reminders and delivers due notifications (0: never; then run
+    `openvisit worker` as its own process)."""
+
+    delivery_batch_size: int = Field(default=50, ge=1, le=1000)
+    """Notifications one worker claims at a time."""
+
+    delivery_max_attempts: int = Field(default=10, ge=1, le=100)
+    """Attempts at one notification before it is marked failed."""
+
+    delivery_backoff_seconds: int = Field(default=60, ge=1)
+    """Wait after the first failed attempt; it doubles with each further failure."""
+
+    delivery_backoff_max_seconds: int = Field(default=3600, ge=1)
+    """The longest wait between two attempts."""
+
+    delivery_lease_seconds: int = Field(default=300, ge=10)
+    """How long a claimed notification belongs to the worker that claimed it; if that worker dies, another
+    one takes it over after this. At least twice smtp_timeout_seconds."""
 
     default_timezone: str = "Europe/Moscow"
     """Zone for people who have not chosen one."""
@@ -75,6 +114,10 @@ class Settings(BaseSettings):
             )
         if self.mode == "production" and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("OPENVISIT_SECRET_KEY must be at least 32 characters in production")
+        if self.delivery_lease_seconds < 2 * self.smtp_timeout_seconds:
+            # A claim that can run out while one SMTP exchange is still waiting would let a second
+            # worker send the same message again.
+            raise ValueError("OPENVISIT_DELIVERY_LEASE_SECONDS must be at least twice the SMTP timeout")
         return self
 
     @property
@@ -96,3 +139,7 @@ class Settings(BaseSettings):
     @property
     def recordings_path(self) -> Path:
         return self.recordings_dir or self.var_dir / "recordings"
+
+    @property
+    def sms_path(self) -> Path:
+        return self.sms_file or self.var_dir / "sms.jsonl"

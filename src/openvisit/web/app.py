@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from openvisit import __version__
-from openvisit.services import scheduling
+from openvisit.services import delivery, scheduling
 from openvisit.services.context import AppContext, Clock, utc_now
 from openvisit.settings import Settings
 from openvisit.web import api, errors, pages
@@ -42,6 +42,20 @@ async def _sweep_forever(context: AppContext) -> None:
             )
 
 
+async def _deliver_forever(context: AppContext) -> None:
+    """Write due reminders and deliver due notifications on a timer, off the event loop. Safe beside
+    other servers and `openvisit worker` processes: each claims its own rows."""
+    while True:
+        await asyncio.sleep(context.settings.delivery_seconds)
+        try:
+            result = await run_in_threadpool(delivery.deliver_tick, context)
+        except Exception:
+            log.exception("notification delivery failed")
+            continue
+        if result.reminders or result.delivery.claimed:
+            log.info("delivery: %s", result.describe())
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | None = None) -> FastAPI:
     """A FastAPI app serving the API, the pages and the health checks for `settings`."""
     context = ctx or AppContext.from_settings(settings, clock=clock)
@@ -49,11 +63,13 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sweeper = asyncio.create_task(_sweep_forever(context)) if settings.sweep_seconds else None
+        deliverer = asyncio.create_task(_deliver_forever(context)) if settings.delivery_seconds else None
         yield
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        for task in (sweeper, deliverer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if ctx is None:
             context.db.dispose()
 
