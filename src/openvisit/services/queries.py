@@ -10,14 +10,19 @@ import sqlalchemy as sa
 from openvisit.db.models import (
     AuditEntry,
     Connection,
+    Dependent,
     Facility,
+    HousingUnit,
     LinkCenter,
     Notification,
     Resident,
     Station,
+    StationGroup,
     Visit,
+    Visitor,
+    VisitParticipant,
 )
-from openvisit.domain.enums import NotificationChannel
+from openvisit.domain.enums import ConnectionStatus, NotificationChannel, ParticipantRole
 from openvisit.domain.principal import Principal
 from openvisit.services import access
 from openvisit.services.context import AppContext
@@ -156,4 +161,118 @@ def station_inbox(ctx: AppContext, p: Principal, *, limit: int = 20) -> Sequence
             )
             .scalars()
             .all()
+        )
+
+
+@dataclass(frozen=True)
+class FacilityLayout:
+    """A facility's station groups, housing units and stations, for the scheduling forms."""
+
+    facility: Facility
+    groups: Sequence[StationGroup]
+    units: Sequence[HousingUnit]
+    stations: Sequence[Station]
+
+
+def facility_layout(ctx: AppContext, p: Principal, facility_id: int) -> FacilityLayout:
+    """The shape of a facility where `p` works (404 elsewhere)."""
+    with ctx.db.read() as s:
+        facility = access.access_staff_facility_by_id(s, p, facility_id)
+        groups = (
+            s.execute(
+                sa.select(StationGroup)
+                .where(StationGroup.facility_id == facility.id)
+                .order_by(StationGroup.name)
+            )
+            .scalars()
+            .all()
+        )
+        units = (
+            s.execute(
+                sa.select(HousingUnit)
+                .where(HousingUnit.facility_id == facility.id)
+                .order_by(HousingUnit.code)
+            )
+            .scalars()
+            .all()
+        )
+        stations = (
+            s.execute(sa.select(Station).where(Station.facility_id == facility.id).order_by(Station.code))
+            .scalars()
+            .all()
+        )
+        return FacilityLayout(facility, groups, units, stations)
+
+
+def my_dependents_for(ctx: AppContext, p: Principal, resident_id: int) -> Sequence[Dependent]:
+    """The visitor's own children approved to visit `resident_id` (booking checks the party rules)."""
+    if p.visitor_id is None:
+        return []
+    with ctx.db.read() as s:
+        return (
+            s.execute(
+                sa.select(Dependent)
+                .join(Connection, Connection.dependent_id == Dependent.id)
+                .where(
+                    Dependent.visitor_id == p.visitor_id,
+                    Connection.visitor_id == p.visitor_id,
+                    Connection.resident_id == resident_id,
+                    Connection.status == ConnectionStatus.APPROVED,
+                )
+                .order_by(Dependent.first_name, Dependent.id)
+            )
+            .scalars()
+            .all()
+        )
+
+
+@dataclass(frozen=True)
+class VisitDetails:
+    """One visit with the names a page shows beside it."""
+
+    visit: Visit
+    resident_name: str
+    facility_name: str
+    facility_timezone: str
+    link_center_name: str | None
+    people: list[tuple[ParticipantRole, str]]
+
+
+def visit_details(ctx: AppContext, p: Principal, visit_id: int) -> VisitDetails:
+    """A visit `p` may see, with the resident, the place and who takes part (lead first)."""
+    with ctx.db.read() as s:
+        visit = access.access_visit_by_id(s, p, visit_id)
+        resident = s.get(Resident, visit.resident_id)
+        facility = s.get(Facility, visit.facility_id)
+        assert resident is not None
+        assert facility is not None
+        center = s.get(LinkCenter, visit.link_center_id) if visit.link_center_id is not None else None
+        rows = s.execute(
+            sa.select(
+                VisitParticipant.role,
+                Visitor.first_name,
+                Visitor.last_name,
+                Dependent.first_name,
+                Dependent.last_name,
+            )
+            .outerjoin(Visitor, Visitor.id == VisitParticipant.visitor_id)
+            .outerjoin(Dependent, Dependent.id == VisitParticipant.dependent_id)
+            .where(VisitParticipant.visit_id == visit.id)
+            .order_by(VisitParticipant.id)
+        ).all()
+        order = {ParticipantRole.LEAD: 0, ParticipantRole.VISITOR: 1, ParticipantRole.DEPENDENT: 2}
+        people = sorted(
+            (
+                (role, f"{v_first or d_first or ''} {v_last or d_last or ''}".strip())
+                for role, v_first, v_last, d_first, d_last in rows
+            ),
+            key=lambda person: order[person[0]],
+        )
+        return VisitDetails(
+            visit,
+            f"{resident.last_name} {resident.first_name} {resident.middle_name}".strip(),
+            facility.name,
+            facility.timezone,
+            center.name if center is not None else None,
+            people,
         )

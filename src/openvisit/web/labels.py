@@ -1,8 +1,17 @@
-"""Human names for the domain's stored values, as English msgids the catalogs translate."""
+"""Human names for the domain's stored values, as English msgids the catalogs translate; and the
+sentences and short times that pages build from them in the reader's language."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from babel.dates import format_date, format_time, get_timezone_location
+
 from openvisit.domain.errors import N_
+from openvisit.domain.scheduling import CANCELLATION_REASONS, REJECTION_REASONS
+from openvisit.web.i18n import format_when, translate, zone
 
 LABELS: dict[str, str] = {
     # roles
@@ -35,6 +44,23 @@ LABELS: dict[str, str] = {
     "active": N_("Active"),
     "transferred": N_("Transferred"),
     "released": N_("Released"),
+    # blocked periods
+    "blocked": N_("Blocked period"),
+    "lockdown": N_("Lockdown"),
+    # who may book a session template
+    "public": N_("Visitors and staff"),
+    "staff": N_("Staff only"),
+    # stations
+    "unit_kiosk": N_("Unit kiosk"),
+    "visiting_room": N_("Visiting room"),
+    "link_booth": N_("Link-center booth"),
+    "in_service": N_("In service"),
+    "out_of_order": N_("Out of order"),
+    "retired": N_("Retired"),
+    # people in a visit
+    "lead": N_("Lead visitor"),
+    "visitor": N_("Visitor"),
+    "dependent": N_("Child"),
 }
 
 
@@ -42,3 +68,86 @@ def label_of(value: object) -> str:
     """The English label of an enum or stored value (itself when none is defined)."""
     key = str(getattr(value, "value", value))
     return LABELS.get(key, key)
+
+
+def reason_label(code: str | None) -> str:
+    """The English label of why a visit was cancelled or rejected (the code itself when unknown)."""
+    if not code:
+        return ""
+    return CANCELLATION_REASONS.get(code) or REJECTION_REASONS.get(code) or code
+
+
+# --- short times, for grids of times and calendars ---------------------------------------------------
+
+
+def clock(value: datetime, language: str, tz: str) -> str:
+    """The wall-clock time of a moment in `tz`: "16:00"."""
+    return format_time(value.astimezone(zone(tz)), format="HH:mm", locale=language)
+
+
+def short_day(value: datetime, language: str, tz: str) -> str:
+    """The local date of a moment in `tz`, short: "Mar 4"."""
+    return format_date(value.astimezone(zone(tz)).date(), format="d MMM", locale=language)
+
+
+def zone_label(value: datetime, language: str, tz: str) -> str:
+    """The zone in force at a moment, as people say it: "Krasnoyarsk, UTC+7" (the same words as the
+    dates written by i18n.format_when)."""
+    zone_info = zone(tz)
+    delta = zone_info.utcoffset(value)
+    minutes = int(delta.total_seconds() // 60) if delta is not None else 0
+    hours, rest = divmod(abs(minutes), 60)
+    offset = f"UTC{'+' if minutes >= 0 else '−'}{hours}" + (f":{rest:02d}" if rest else "")
+    place = get_timezone_location(zone_info, locale=language, return_city=True)
+    return offset if place in (offset, "UTC") else f"{place}, {offset}"
+
+
+def long_day(day: date, language: str) -> str:
+    """A day as a heading in the locale's own order: "Wednesday, March 4, 2026" (capitalised, as a
+    heading starts: Russian writes weekdays in lower case)."""
+    text = format_date(day, format="full", locale=language)
+    return text[:1].upper() + text[1:]
+
+
+def weekday_name(weekday: int, language: str) -> str:
+    """The name of a weekday (Monday is 0) in `language`, capitalised for a table cell."""
+    text = format_date(date(2024, 1, 1) + timedelta(days=weekday), format="EEEE", locale=language)
+    return text[:1].upper() + text[1:]
+
+
+# --- messages about visits (station inbox) -----------------------------------------------------------
+
+NOTIFICATION_SENTENCES: dict[str, str] = {
+    "visit_booked": N_("Visit on %(when)s booked."),
+    "visit_requested": N_("Visit on %(when)s requested; it waits for staff approval."),
+    "visit_approved": N_("Visit on %(when)s approved."),
+    "visit_cancelled": N_("Visit on %(when)s cancelled: %(reason)s."),
+    "visit_rejected": N_("Visit on %(when)s rejected: %(reason)s."),
+}
+"""One sentence per notification template; the outbox stores the template name and the facts."""
+
+
+def notification_text(template: str, payload: Mapping[str, Any], language: str) -> str:
+    """A notification as one translated sentence, its time in the facility's zone:
+    "Visit on Mar 5, 2026 16:00 (Krasnoyarsk, UTC+7) cancelled: Lockdown." Unknown templates or
+    damaged payloads fall back to the payload's text or the template's name, never to an error."""
+    sentence = NOTIFICATION_SENTENCES.get(template)
+    starts_at = payload.get("starts_at")
+    if sentence is None or not isinstance(starts_at, str):
+        return str(payload.get("text") or template)
+    try:
+        moment = datetime.fromisoformat(starts_at)
+    except ValueError:
+        return str(payload.get("text") or template)
+    if moment.tzinfo is None:
+        return str(payload.get("text") or template)
+    when = format_when(moment, language, str(payload.get("facility_timezone") or "UTC"))
+    reason = translate(language, reason_label(str(payload.get("reason") or "other")))
+    text = translate(language, sentence, {"when": when, "reason": reason})
+    # Staff write a note only beside a reason (why a visit was cancelled or rejected).
+    note = str(payload.get("note") or "").strip() if template in ("visit_cancelled", "visit_rejected") else ""
+    if note:
+        text += " " + note[:300]
+    if payload.get("rebook_facility_id"):
+        text += " " + translate(language, N_("You can book visits at the new facility."))
+    return text

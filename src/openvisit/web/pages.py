@@ -23,6 +23,7 @@ from openvisit.web.deps import (
     PendingPrincipal,
 )
 from openvisit.web.i18n import LANGUAGES, translate, zone
+from openvisit.web.labels import notification_text
 from openvisit.web.templating import (
     CSRF_COOKIE,
     LANGUAGE_COOKIE,
@@ -286,10 +287,16 @@ def station_home(request: Request, ctx: CtxDep, principal: CurrentPrincipal) -> 
         and v.starts_at.astimezone(zone(principal.timezone)).date() <= local_today + timedelta(days=7)
     ]
     upcoming.sort(key=lambda v: v.starts_at)
+    language = str(getattr(request.state, "language", "en"))
     return render(
         request,
         "station_home.html",
-        {"resident": resident, "visits": upcoming, "inbox": queries.station_inbox(ctx, principal)},
+        {
+            "resident": resident,
+            "visits": upcoming,
+            "inbox": queries.station_inbox(ctx, principal),
+            "notice": lambda n: notification_text(n.template, n.payload, language),
+        },
     )
 
 
