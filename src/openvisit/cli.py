@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import sqlalchemy as sa
@@ -19,8 +21,8 @@ from openvisit.db.database import create_db_engine
 from openvisit.domain.enums import AccountKind, ActorKind
 from openvisit.domain.errors import DomainError
 from openvisit.domain.principal import Principal
-from openvisit.services import audit, scheduling
-from openvisit.services.context import AppContext
+from openvisit.services import audit, residents_import, scheduling
+from openvisit.services.context import AppContext, RequestMeta
 from openvisit.services.demo import DEMO_LOGINS, DEMO_STATIONS, load_demo
 from openvisit.services.users import VisitorProfile, create_user, grant_from_spec
 from openvisit.settings import Settings
@@ -316,6 +318,60 @@ def audit_verify(ctx: typer.Context) -> None:
         err=True,
     )
     raise typer.Exit(EXIT_BROKEN)
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+import_app = typer.Typer(help="Import records from the prison's own systems.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+EXIT_REJECTED = 1
+"""`import residents` rejected some rows and imported the others."""
+
+
+@import_app.command("residents")
+def import_residents(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A CSV or JSON file in UTF-8 (README: Importing residents).")],
+    file_format: Annotated[
+        residents_import.FileFormat | None,
+        typer.Option("--format", help="csv or json (default: from the name's ending, else the content)."),
+    ] = None,
+) -> None:
+    """Create or update residents from FILE by resident number; transfers and releases cancel future
+    visits. Prints each rejected row as `row N: reason`, then `imported N, updated M, unchanged U,
+    rejected K`. Exit status 0 when every row was imported, 1 when some were rejected (the others are
+    imported), 2 when the file cannot be read."""
+    try:
+        stream = file.open("rb")
+    except OSError as exc:
+        _fail(f"import.unreadable: {file}: {exc.strerror or exc}")
+    with stream, _context(ctx) as context:
+        _require_migrated(context)
+        fmt = file_format or residents_import.guess_format(file.name, stream.peek(64)[:64])
+        try:
+            source = residents_import.open_import(stream, fmt)
+        except residents_import.UnreadableFile as exc:
+            _fail(f"{exc.code}: {exc.message % exc.params if exc.params else exc.message}")
+        # Only a person at a terminal wants the bar; a log or a pipe gets the report alone.
+        hidden = not sys.stderr.isatty() or source.total is None
+        with typer.progressbar(
+            length=source.total or 0, label=f"importing {file.name}", file=sys.stderr, hidden=hidden
+        ) as bar:
+            result = residents_import.import_file(
+                context,
+                CLI_ACTOR,
+                source,
+                RequestMeta(),
+                on_progress=lambda done, _: bar.update(done - bar.pos),
+            )
+    for error in result.errors:
+        typer.echo(f"row {error.row}: {error.reason}")
+    if result.visits_cancelled:
+        typer.echo(f"{result.visits_cancelled} future visits cancelled by transfers and releases")
+    typer.echo(result.summary())
+    if result.rejected:
+        raise typer.Exit(EXIT_REJECTED)
 
 
 # --- scheduling -----------------------------------------------------------------------------------

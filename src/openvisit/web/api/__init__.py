@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openvisit.web.api import audit, auth, directory, registry, residents, scheduling, visits
+from openvisit.web.api import (
+    audit,
+    auth,
+    directory,
+    registry,
+    residents,
+    residents_import,
+    scheduling,
+    visits,
+)
 from openvisit.web.schemas import ErrorBody
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -14,6 +23,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 def router() -> APIRouter:
     api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
-    for module in (auth, directory, residents, visits, scheduling, registry, audit):
+    for module in (auth, directory, residents_import, residents, visits, scheduling, registry, audit):
         api.include_router(module.router)
     return api
