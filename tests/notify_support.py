@@ -33,9 +33,19 @@ class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
     stall_next: bool = False
+    refuse: set[str] = field(default_factory=set)
+    """Addresses answered with 550 (no such user) at RCPT."""
     data_started: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         if self.stall_next:
@@ -70,11 +80,12 @@ class SmtpServer:
 
 
 @contextmanager
-def smtp_server(port: int | None = None) -> Iterator[SmtpServer]:
-    """A running SMTP server on 127.0.0.1 (a free port unless one is given), stopped at the end."""
+def smtp_server(port: int | None = None, **smtp: Any) -> Iterator[SmtpServer]:
+    """A running SMTP server on 127.0.0.1 (a free port unless one is given), stopped at the end;
+    `smtp` goes to aiosmtpd's SMTP class (an authenticator, say)."""
     mailbox = Mailbox()
     chosen = port or free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=chosen)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=chosen, **smtp)
     controller.start()
     try:
         yield SmtpServer(chosen, mailbox)

@@ -35,7 +35,7 @@ from openvisit.domain.errors import NotFound
 from openvisit.domain.principal import Principal
 from openvisit.i18n import format_when, translate
 from openvisit.notify import worker
-from openvisit.services import delivery, scheduling
+from openvisit.services import delivery, registry, scheduling
 from openvisit.services.context import AppContext, RequestMeta
 from openvisit.services.scheduling import BookingRequest
 from openvisit.settings import Settings
@@ -542,6 +542,16 @@ def test_the_station_inbox_shows_delivered_messages_and_marks_them_read(
     assert delivery.mark_read(ctx, me, [message.id]) == 1
     assert delivery.mark_read(ctx, me) == 0
     assert delivery.station_messages(ctx, me)[0].read
+
+
+def test_account_messages_carry_their_link(mailing: AppContext, world: World, server: SmtpServer) -> None:
+    registry.request_password_reset(mailing, world.ru_email, META)
+    assert delivery.deliver_due(mailing).sent == 1
+    [mail] = server.mailbox.to(world.ru_email)
+    assert mail["Subject"] == translate("ru", "Reset your OpenVisit password")
+    [row] = _rows(mailing, template="password_reset")
+    assert str(row.payload["url"]) in text_of(mail)
+    assert calendar_part(mail) is None
 
 
 def test_openvisit_worker_once_delivers_from_the_command_line(

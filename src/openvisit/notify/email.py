@@ -29,8 +29,8 @@ def sender_address(mail_from: str) -> tuple[str, str]:
 def mail_domain(mail_from: str, fallback: str = "openvisit.local") -> str:
     """The domain of the sender's address; it names Message-IDs and calendar UIDs."""
     _, address = parseaddr(mail_from)
-    domain = address.rpartition("@")[2].strip().lower()
-    return domain or fallback
+    _user, at, domain = address.rpartition("@")
+    return domain.strip().lower() if at and domain.strip() else fallback
 
 
 def build_email(

@@ -16,6 +16,7 @@ from typing import Any
 
 from openvisit.domain.errors import N_
 from openvisit.domain.scheduling import CANCELLATION_REASONS, REJECTION_REASONS
+from openvisit.domain.vetting import LINK_CANCELLATION_REASONS, LINK_REJECTION_REASONS
 from openvisit.i18n import DEFAULT_LANGUAGE, LANGUAGES, format_when, same_offset, translate
 from openvisit.notify.ics import CalendarEvent, Method, calendar
 
@@ -108,8 +109,10 @@ _ROW_FACILITY = N_("Facility")
 _ROW_REASON = N_("Reason")
 _ROW_NOTE = N_("Note")
 
-# Templates written by the account and vetting use cases. Those without their own words here get a
-# short generic message that sends the reader to the site, rather than nothing.
+# Templates written by the account and vetting use cases (services/registry.py, services/vetting.py):
+# (subject, opening sentence, the payload key holding the link, or a path on the site). %(resident)s is
+# the payload's resident_name. A template unknown here gets a short generic message that sends the
+# reader to the site, rather than nothing.
 _GENERIC_SUBJECT = N_("News from OpenVisit")
 _GENERIC_BODY = N_("There is news about your OpenVisit account. Please log in to read it.")
 _ACCOUNT: dict[str, tuple[str, str, str]] = {
@@ -134,7 +137,50 @@ _ACCOUNT: dict[str, tuple[str, str, str]] = {
         ),
         "login_url",
     ),
+    "link_approved": (
+        N_("You may now visit %(resident)s"),
+        N_("Staff approved your request to visit %(resident)s. You can book visits now."),
+        "/visits/book",
+    ),
+    "link_rejected": (
+        N_("Your request to visit %(resident)s was not approved"),
+        N_("Staff did not approve your request to visit %(resident)s."),
+        "/",
+    ),
+    "link_suspended": (
+        N_("Your visits with %(resident)s are suspended"),
+        N_("Staff suspended your visits with %(resident)s. Visits already booked with them are cancelled."),
+        "/",
+    ),
+    "link_revoked": (
+        N_("You may no longer visit %(resident)s"),
+        N_(
+            "Staff withdrew your approval to visit %(resident)s. Visits already booked with them are "
+            "cancelled."
+        ),
+        "/",
+    ),
+    "visitor_restricted": (
+        N_("Your visits are restricted"),
+        N_("Staff have stopped your visits for now. Visits already booked in that time are cancelled."),
+        "/",
+    ),
+    "attorney_verified": (
+        N_("You are verified as an attorney"),
+        N_(
+            "Staff verified you as an attorney. Your visits with your clients are privileged: they are "
+            "never recorded and never watched."
+        ),
+        "/",
+    ),
+    "attorney_rejected": (
+        N_("Your attorney details could not be verified"),
+        N_("Staff could not verify you as an attorney. You can still visit as a private person."),
+        "/",
+    ),
 }
+_UNTIL = N_("Until")
+_UNTIL_FURTHER_NOTICE = N_("until further notice")
 
 
 @dataclass(frozen=True)
@@ -178,10 +224,19 @@ class _Body:
 
 
 def reason_label(code: str | None) -> str:
-    """The English label (msgid) of a reason code; the code itself when it is none of the presets."""
+    """The English label (msgid) of a reason code; the code itself when it is none of the presets (a
+    restriction's reason is free text that staff wrote)."""
     if not code:
         return ""
-    return CANCELLATION_REASONS.get(code) or REJECTION_REASONS.get(code) or code
+    for labels in (
+        CANCELLATION_REASONS,
+        REJECTION_REASONS,
+        LINK_CANCELLATION_REASONS,
+        LINK_REJECTION_REASONS,
+    ):
+        if code in labels:
+            return labels[code]
+    return code
 
 
 def _moment(payload: Mapping[str, Any], key: str) -> datetime | None:
@@ -258,16 +313,34 @@ def _visit_body(
 
 
 def _account_body(
-    template: str, language: str, payload: Mapping[str, Any], base_url: str
+    template: str, language: str, payload: Mapping[str, Any], facts: MessageFacts, base_url: str
 ) -> tuple[str, _Body, str]:
+    base = base_url.rstrip("/")
     spec = _ACCOUNT.get(template)
     if spec is None:
         subject = translate(language, _GENERIC_SUBJECT)
-        return subject, _Body(translate(language, _GENERIC_BODY), link=(base_url, base_url)), subject
-    subject_id, lead_id, url_key = spec
-    subject = translate(language, subject_id)
-    url = str(payload.get(url_key) or base_url)
-    return subject, _Body(translate(language, lead_id), link=(url, url)), subject
+        return subject, _Body(translate(language, _GENERIC_BODY), link=(base + "/", base + "/")), subject
+    subject_id, lead_id, link = spec
+    params = {"resident": str(payload.get("resident_name") or translate(language, _SOMEONE))}
+    subject = translate(language, subject_id, params)
+    rows: list[tuple[str, str]] = []
+    if template == "visitor_restricted":
+        ends_at = _moment(payload, "ends_at")
+        until = (
+            format_when(ends_at, language, facts.recipient_timezone or "UTC")
+            if ends_at is not None
+            else translate(language, _UNTIL_FURTHER_NOTICE)
+        )
+        rows.append((translate(language, _UNTIL), until))
+    if payload.get("reason"):
+        rows.append(
+            (translate(language, _ROW_REASON), translate(language, reason_label(str(payload["reason"]))))
+        )
+    note = str(payload.get("note") or "").strip()[:1000]
+    if note:
+        rows.append((translate(language, _ROW_NOTE), note))
+    url = base + link if link.startswith("/") else str(payload.get(link) or base + "/")
+    return subject, _Body(translate(language, lead_id, params), rows, link=(url, url)), subject
 
 
 def _text(body: _Body, signature: str) -> str:
@@ -389,7 +462,7 @@ def render(
             else None
         )
     else:
-        subject, body, short = _account_body(template, language, payload, base_url)
+        subject, body, short = _account_body(template, language, payload, facts, base_url)
         invitation = None
     return Rendered(
         subject=subject,
