@@ -520,6 +520,9 @@ def availability(
     now = ctx.clock()
     with ctx.db.read() as session:
         resident = _resident_for_booking(session, p, resident_id)
+        if resident.status is not ResidentStatus.ACTIVE:
+            # Booking refuses a released (or transferred-away) person; offering times would be a lie.
+            raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
         facility = _facility(session, resident.facility_id)
         _check_link_center(session, mode, link_center_id)
         rules = rules_of(facility)
