@@ -404,11 +404,9 @@ def _invitation(
     if starts_at is None or ends_at is None or not facts.calendar_uid:
         return None
     resident = facts.resident_name or translate(language, _SOMEONE)
-    summary = translate(
-        language,
-        _SUMMARY_LEGAL if payload.get("kind") == "legal" else _SUMMARY_SOCIAL,
-        {"resident": resident},
-    )
+    # The msgid is chosen first: a literal inside translate()'s arguments would be extracted as one.
+    summary_id = _SUMMARY_LEGAL if payload.get("kind") == "legal" else _SUMMARY_SOCIAL
+    summary = translate(language, summary_id, {"resident": resident})
     description = "\n".join(
         [body.lead, *(f"{label}: {value}" for label, value in body.rows), *body.paragraphs]
     )
