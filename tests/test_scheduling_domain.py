@@ -269,6 +269,26 @@ def test_find_slot_accepts_only_an_offered_start() -> None:
         s.find_slot([], KRASNOYARSK, utc(2026, 3, 9, 2, 0))
 
 
+def test_every_group_offering_a_start_is_found_in_the_order_availability_tries_them() -> None:
+    kiosks = template(0, time(10, 0), time(11, 0), slot=20, template_id=7, group_id=1)
+    room = template(0, time(10, 0), time(11, 0), slot=30, template_id=3, group_id=2)
+    other_room = template(0, time(9, 0), time(11, 0), slot=60, buffer=0, template_id=2, group_id=2)
+    start = utc(2026, 3, 9, 3, 0)  # 10:00 local
+    found = s.find_slots([room, other_room, kiosks], KRASNOYARSK, start)
+    assert [(x.group_id, x.template_id, x.ends_at - x.starts_at) for x in found] == [
+        (1, 7, timedelta(minutes=20)),
+        (2, 2, timedelta(minutes=60)),
+        (2, 3, timedelta(minutes=30)),
+    ]
+    assert s.find_slot([room, other_room, kiosks], KRASNOYARSK, start) == found[0]
+    listed = [
+        x
+        for x in s.generate_slots([room, other_room, kiosks], KRASNOYARSK, date(2026, 3, 9), date(2026, 3, 9))
+        if x.starts_at == start
+    ]
+    assert listed == found
+
+
 def test_find_slot_uses_the_facility_day_not_the_utc_day() -> None:
     # 00:30 local Tuesday in Krasnoyarsk is still Monday in UTC.
     late = template(weekday=1, start=time(0, 30), end=time(1, 0))

@@ -210,17 +210,27 @@ def generate_slots(templates: Iterable[Template], zone: ZoneInfo, first: date, l
 
 def find_slot(templates: Iterable[Template], zone: ZoneInfo, starts_at: datetime) -> Slot:
     """The template slot that begins exactly at `starts_at`, or an error saying why there is none."""
+    return find_slots(templates, zone, starts_at)[0]
+
+
+def find_slots(templates: Iterable[Template], zone: ZoneInfo, starts_at: datetime) -> list[Slot]:
+    """Every template slot that begins exactly at `starts_at` (templates of several station groups may
+    offer one start), in the order generate_slots lists them; an error when there is none."""
     day = starts_at.astimezone(zone).date()
-    candidates = [t for t in templates if t.runs_on(day)]
-    for template in candidates:
-        for slot in template_slots(template, day, zone):
-            if slot.starts_at == starts_at:
-                return slot
-    raise InvalidInput(
-        "visit.outside_template",
-        N_("There is no visiting session at this time. Please pick one of the offered times."),
-        field="starts_at",
-    )
+    found = [
+        slot
+        for template in templates
+        if template.runs_on(day)
+        for slot in template_slots(template, day, zone)
+        if slot.starts_at == starts_at
+    ]
+    if not found:
+        raise InvalidInput(
+            "visit.outside_template",
+            N_("There is no visiting session at this time. Please pick one of the offered times."),
+            field="starts_at",
+        )
+    return sorted(found, key=lambda s: (s.group_id, s.template_id))
 
 
 def check_local_time_exists(day: date, at: time, zone: ZoneInfo) -> datetime:

@@ -708,7 +708,8 @@ def _book_in(
         for t in _templates(session, facility.id)
         if t.allows(req.kind, req.mode, by_staff=by_staff, unit_id=resident.unit_id)
     ]
-    slot = rules_.find_slot(templates, rules.zone, req.starts_at)
+    slots = rules_.find_slots(templates, rules.zone, req.starts_at)
+    slot = slots[0]
     lead, others, kinds = _members(session, resident.id, lead_id, req.visitor_ids, req.dependent_ids)
     if p.visitor_id is not None and not by_staff:
         own = set(
@@ -740,7 +741,12 @@ def _book_in(
         rules_.check_allowance(
             _allowance_of(resident, rules), _allowance_used(session, resident.id, *period, now)
         )
-    world = _load_world(session, resident, visitor_ids, slot.starts_at, slot.ends_at, now, req.link_center_id)
+    world = _load_world(
+        session, resident, visitor_ids, slot.starts_at, max(s.ends_at for s in slots), now, req.link_center_id
+    )
+    # Templates of several station groups may offer this start: take the first where the visit fits,
+    # as availability does, so that every time it offers can be booked.
+    slot = next((s for s in slots if _place(world, s, resident, req.mode)[0] is not None), slot)
     status = (
         VisitStatus.HELD if req.hold else rules_.initial_status(needs_review=_has_alert(session, resident.id))
     )
