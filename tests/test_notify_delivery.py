@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from openvisit.cli import app as cli_app
@@ -39,6 +41,7 @@ from openvisit.services import delivery, registry, scheduling
 from openvisit.services.context import AppContext, RequestMeta
 from openvisit.services.scheduling import BookingRequest
 from openvisit.settings import Settings
+from openvisit.web.app import create_app
 from tests.conftest import TEST_SECRET, FrozenClock
 from tests.factories import (
     Place,
@@ -383,6 +386,7 @@ from datetime import datetime
 from openvisit.db.database import Database
 from openvisit.notify.worker import deliver
 from openvisit.settings import Settings
+from openvisit.web.app import create_app
 
 settings = Settings()
 at = datetime.fromisoformat(sys.argv[1])
@@ -430,6 +434,28 @@ def test_killing_the_worker_mid_delivery_loses_no_message(
     assert {e.status for e in _rows(ctx, channel=NotificationChannel.EMAIL)} == {NotificationStatus.SENT}
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_concurrent_workers_skip_the_rows_another_is_claiming(
+    ctx: AppContext, world: World, clock: FrozenClock
+) -> None:
+    """PostgreSQL only: SQLite has one writer at a time, so its claims never overlap to begin with."""
+    _book(ctx, world.en, world, _at(WED, 9))
+    _book(ctx, world.en, world, _at(THU, 9))
+    policy = worker.DeliveryPolicy.from_settings(ctx.settings)
+    with ctx.db.write() as other:
+        # Another worker is in the middle of its claim and holds the first email's row lock.
+        held = other.execute(
+            sa.select(Notification.id)
+            .where(Notification.channel == NotificationChannel.EMAIL)
+            .order_by(Notification.id)
+            .limit(1)
+            .with_for_update()
+        ).scalar_one()
+        claims, report = worker.claim_due(ctx.db, clock(), policy, mail_from=ctx.settings.mail_from)
+    assert held not in {c.id for c in claims}, "SKIP LOCKED: not waited for, not taken twice"
+    assert len(claims) == 1 and report.sent == 2, "the other email; both station messages delivered"
+
+
 # --- reminders ------------------------------------------------------------------------------------
 
 
@@ -472,6 +498,28 @@ def test_reminders_a_day_and_a_quarter_hour_before_each_written_once(
     soon = text_of(server.mailbox.to(world.en_email)[-1])
     assert "You can join from 10 minutes before the start." in soon
     assert calendar_part(server.mailbox.to(world.en_email)[-1]) is None
+
+
+def test_reminders_written_by_two_workers_at_once_are_written_once(
+    ctx: AppContext, world: World, clock: FrozenClock
+) -> None:
+    start = _at(WED, 9)
+    _book(ctx, world.en, world, start, visitor_ids=(world.ru_visitor_id,))
+    clock.now = start - timedelta(hours=3)
+    barrier = threading.Barrier(4)
+    counts: list[int] = []
+
+    def run() -> None:
+        barrier.wait()
+        counts.append(delivery.enqueue_reminders(ctx))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(counts) == [0, 0, 0, 3], "two visitors and the resident, once"
+    assert len(_rows(ctx, template="visit_reminder_24h")) == 3
 
 
 def test_a_reminder_for_a_visit_cancelled_meanwhile_is_not_sent(
@@ -569,6 +617,20 @@ def test_openvisit_worker_once_delivers_from_the_command_line(
     assert result.exit_code == 0, result.output
     assert "2 sent, 0 to retry, 0 failed" in result.output
     assert len(server.mailbox.to(world.en_email)) == 1
+
+
+def test_the_server_delivers_on_its_timer(mailing: AppContext, world: World, server: SmtpServer) -> None:
+    ctx = _with(mailing, delivery_seconds=1)
+    _book(ctx, world.en, world, _at(WED, 9))
+    with TestClient(create_app(ctx.settings, ctx=ctx)):
+        # The timer runs in the app's event loop; this only waits for it, bounded.
+        for _ in range(200):
+            if server.mailbox.to(world.en_email):
+                break
+            threading.Event().wait(0.05)
+    assert [m["Subject"] for m in server.mailbox.to(world.en_email)] == [
+        "Visit booked: Mar 4, 2026 02:00 (London, UTC+0)"
+    ]
 
 
 def test_settings_refuse_a_lease_shorter_than_two_smtp_timeouts() -> None:
