@@ -412,8 +412,16 @@ def worker(
         pause = every or context.settings.delivery_seconds or 15
         try:
             while True:
-                result = delivery.deliver_tick(context)
-                typer.echo(result.describe())
+                try:
+                    result = delivery.deliver_tick(context)
+                except sa.exc.SQLAlchemyError as exc:
+                    if once:
+                        raise
+                    # A long-running worker outlives a database restart: say so and try next round.
+                    reason = (str(getattr(exc, "orig", None) or exc).strip() or "unknown").splitlines()[0]
+                    typer.echo(f"error: db.error: {reason}", err=True)
+                else:
+                    typer.echo(result.describe())
                 if once:
                     return
                 time.sleep(pause)

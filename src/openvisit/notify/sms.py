@@ -14,9 +14,8 @@ from openvisit.notify.errors import DeliveryError
 from openvisit.settings import Settings
 
 MAX_SMS_CHARS = 480
-"""Three concatenated segments of Cyrillic text (UCS-2, 67 characters each) would be 201; Latin text
-fits 459 in three GSM-7 segments. The short line of a message is far below either in practice; this
-only bounds what a damaged note could cost."""
+"""The longest text sent. A message's short line is far below it; this bound only keeps a damaged
+payload from costing many segments."""
 
 
 class SmsGateway(Protocol):
