@@ -383,6 +383,7 @@ def test_good_rows_import_bad_ones_are_reported_and_a_second_run_changes_nothing
         f"N-6,Новикова,Вера,,1991-03-03,{f},U2,released",
         f"N-1,Ёлкина,Анна,Петровна,1990-01-02,{f},U1,active",
         f"N-7,Морозов,Глеб,,1988-08-08,{f},,transferred",
+        "N-8,Лебедев,Марк,,1988-08-08,,,released",
     )
     progress: list[tuple[int, int | None]] = []
     source = ri.open_import(io.BytesIO(data), ri.FileFormat.CSV)
@@ -395,13 +396,14 @@ def test_good_rows_import_bad_ones_are_reported_and_a_second_run_changes_nothing
         on_progress=lambda done, total: progress.append((done, total)),
     )
     # After each batch (rows 3 and 8), whenever two rows went by without one, and at the end.
-    assert progress == [(2, 8), (3, 8), (5, 8), (7, 8), (8, 8), (8, 8)]
-    assert first.summary() == "imported 4, updated 0, unchanged 0, rejected 4"
+    assert progress == [(2, 9), (3, 9), (5, 9), (7, 9), (8, 9), (9, 9)]
+    assert first.summary() == "imported 4, updated 0, unchanged 0, rejected 5"
     assert [(e.row, e.reason) for e in first.errors] == [
         (2, "impossible date 2001-02-30"),
         (4, "unknown facility NOWHERE"),
         (5, f"unknown unit U9 in facility {f}"),
         (7, "duplicate of row 1"),
+        (9, "missing facility"),
     ]
     elkina = _resident_by(ctx, "N-1")
     assert (elkina.last_name, elkina.first_name, elkina.middle_name) == ("Ёлкина", "Анна", "Петровна")
@@ -428,7 +430,7 @@ def test_good_rows_import_bad_ones_are_reported_and_a_second_run_changes_nothing
     ]
     before = _actions(ctx)
     second = _import(ctx, data, batch_size=2)
-    assert second.summary() == "imported 0, updated 0, unchanged 4, rejected 4"
+    assert second.summary() == "imported 0, updated 0, unchanged 4, rejected 5"
     assert _actions(ctx) == before, "an import that changes nothing writes nothing"
     renamed = _import(ctx, _csv(f"N-3,Кузнецов,Пётр,Ильич,1980-05-06,{f},U1,active"))
     assert renamed.summary() == "imported 0, updated 1, unchanged 0, rejected 0"

@@ -50,7 +50,25 @@ def _format_of(content_type: str | None) -> FileFormat:
     return fmt
 
 
-_BODY = {"content": {media: {"schema": {"type": "string"}} for media in FORMATS}, "required": True}
+_ROW = {
+    "type": "object",
+    "properties": {column: {"type": ["string", "null"]} for column in residents_import.COLUMNS},
+    "additionalProperties": False,
+}
+_BODY = {
+    "required": True,
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"type": "array", "items": _ROW},
+                    {"type": "object", "properties": {"residents": {"type": "array", "items": _ROW}}},
+                ]
+            }
+        },
+    },
+}
 
 
 @router.post("/residents/import", response_model=ImportReport, openapi_extra={"requestBody": _BODY})
