@@ -778,6 +778,10 @@ def _book_in(
                 session.flush()
             break
         except IntegrityError:
+            # A hold that has run out but is not yet swept still counts for PostgreSQL's exclusion
+            # constraints, though availability offers its time: give the time back and try again.
+            if _expire_holds(session, now, during=(slot.starts_at, slot.ends_at)):
+                continue
             # Another booking took this station or booth between our check and our insert (PostgreSQL's
             # exclusion constraints caught it). Count them as busy and try the next free one, if any.
             taken = Busy(slot.starts_at, slot.ends_at, None)
@@ -1225,10 +1229,18 @@ def list_blocks(
 # --- the sweep: holds that ran out, requests nobody decided ----------------------------------------
 
 
-def _expire_holds(session: Session, now: datetime, *, resident_id: int | None = None) -> int:
+def _expire_holds(
+    session: Session,
+    now: datetime,
+    *,
+    resident_id: int | None = None,
+    during: tuple[datetime, datetime] | None = None,
+) -> int:
     query = sa.update(Visit).where(Visit.status == VisitStatus.HELD, Visit.hold_expires_at <= now)
     if resident_id is not None:
         query = query.where(Visit.resident_id == resident_id)
+    if during is not None:
+        query = query.where(Visit.starts_at < during[1], Visit.ends_at > during[0])
     result = session.execute(
         query.values(
             status=VisitStatus.CANCELLED, reason="hold_expired", hold_expires_at=None
