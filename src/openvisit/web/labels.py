@@ -109,6 +109,11 @@ def long_day(day: date, language: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def medium_date(day: date, language: str) -> str:
+    """A date in the reader's way of writing it: "Mar 4, 2026", "4 мар. 2026 г."."""
+    return format_date(day, format="medium", locale=language)
+
+
 def weekday_name(weekday: int, language: str) -> str:
     """The name of a weekday (Monday is 0) in `language`, capitalised for a table cell."""
     text = format_date(date(2024, 1, 1) + timedelta(days=weekday), format="EEEE", locale=language)

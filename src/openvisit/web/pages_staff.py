@@ -31,7 +31,7 @@ from openvisit.services.scheduling import (
 from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
 from openvisit.web.errors import STATUS_BY_KIND
 from openvisit.web.i18n import translate, zone
-from openvisit.web.labels import clock, long_day, weekday_name, zone_label
+from openvisit.web.labels import clock, long_day, medium_date, weekday_name, zone_label
 from openvisit.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -315,6 +315,7 @@ def _templates_page(
             "groups": {g.id: g for g in layout.groups},
             "units": {u.id: u for u in layout.units},
             "weekday": lambda n: weekday_name(n, language),
+            "date_text": lambda d: medium_date(d, language),
             "done_message": DONE_MESSAGES.get(done or ""),
             "error": _form_error(request, error) if error else None,
         },
@@ -592,8 +593,10 @@ def blocks_page(
     return _blocks_page(request, ctx, principal, facility_id, done=done, result=result)
 
 
-def _local_moment(day: date, at: time, tz: str, field: str) -> datetime:
+def _local_moment(day: date | None, at: time, tz: str, field: str) -> datetime:
     """A facility-local date and time as a UTC moment; a time the clocks skip is refused, not moved."""
+    if day is None:
+        raise InvalidInput("block.date_required", N_("Please give the date."), field=field)
     try:
         return check_local_time_exists(day, at, zone(tz))
     except InvalidInput as exc:
@@ -608,8 +611,8 @@ def create_block(
     principal: CurrentPrincipal,
     meta: MetaDep,
     facility_id: Annotated[FormId, Form()],
-    start_date: Annotated[date, Form()],
-    end_date: Annotated[date, Form()],
+    start_date: Annotated[date | None, Form()] = None,
+    end_date: Annotated[date | None, Form()] = None,
     start_time: Annotated[time, Form()] = time(0),
     end_time: Annotated[time, Form()] = time(0),
     kind: Annotated[BlockKind, Form()] = BlockKind.BLOCKED,
@@ -619,9 +622,9 @@ def create_block(
 ) -> Response:
     values = {
         "kind": kind.value,
-        "start_date": start_date.isoformat(),
+        "start_date": start_date.isoformat() if start_date else "",
         "start_time": start_time.strftime("%H:%M"),
-        "end_date": end_date.isoformat(),
+        "end_date": end_date.isoformat() if end_date else "",
         "end_time": end_time.strftime("%H:%M"),
         "unit_id": unit_id,
         "station_id": station_id,
