@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
 from openvisit.cli import app
-from openvisit.db.models import AuditEntry, HousingUnit, Resident, Visit
-from openvisit.domain.enums import ConnectionStatus, ResidentStatus, Role, VisitStatus
+from openvisit.db.models import AuditEntry, HousingUnit, Resident, UserAccount, Visit
+from openvisit.domain.enums import AccountKind, ConnectionStatus, ResidentStatus, Role, VisitStatus
 from openvisit.domain.errors import Forbidden
 from openvisit.domain.principal import SYSTEM, Principal
 from openvisit.services import residents_import as ri
@@ -781,4 +781,13 @@ def test_the_api_refuses_what_it_cannot_read_and_who_may_not_import(
         200,
         "imported 0, updated 0, unchanged 0, rejected 0",
         True,
+    )
+    # Reasons and the summary come in the caller's language.
+    with ctx.db.write() as s:
+        s.execute(sa.update(UserAccount).where(UserAccount.kind == AccountKind.STAFF).values(language="ru"))
+    body = _csv(f"X-1,Ёлкина,Анна,,2001-02-30,{_code(ctx, place)},U1,active")
+    r = client.post(url, content=body, headers={**admin, "Content-Type": "text/csv"})
+    assert (r.json()["summary"], r.json()["errors"]) == (
+        "импортировано 0, обновлено 0, без изменений 0, отклонено 1",
+        [{"row": 1, "code": "import.impossible_date", "reason": "невозможная дата 2001-02-30"}],
     )
