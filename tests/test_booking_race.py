@@ -64,7 +64,7 @@ QUARTER_PAST_TEN = TEN + timedelta(minutes=15)
 @pytest.fixture
 def server(ctx: AppContext) -> Iterator[str]:
     """The whole app served by uvicorn in a thread, on a port the kernel chose; its base URL."""
-    app = create_app(ctx.settings.model_copy(update={"sweep_seconds": 0}), ctx=ctx)
+    app = create_app(ctx.settings.model_copy(update={"sweep_seconds": 0, "delivery_seconds": 0}), ctx=ctx)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", backlog=256)
     uv = uvicorn.Server(config)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
