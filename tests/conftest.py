@@ -135,6 +135,9 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET,  # type: ignore[arg-type]
         var_dir=tmp_path / "var",
         require_staff_totp=True,
+        # Tests move the clock by hand and run the sweep and the delivery themselves.
+        sweep_seconds=0,
+        delivery_seconds=0,
     )
 
 
