@@ -21,7 +21,7 @@ from openvisit.db.models import (
     VisitParticipant,
 )
 from openvisit.domain.enums import ConnectionStatus, Role
-from openvisit.domain.errors import Forbidden, NotAuthenticated, NotFound
+from openvisit.domain.errors import N_, Forbidden, NotAuthenticated, NotFound
 from openvisit.domain.principal import FACILITY_STAFF_ROLES, Principal, can_read_audit
 
 MAX_PAGE = 200
@@ -122,7 +122,7 @@ def list_stations(session: Session, p: Principal) -> Sequence[Station]:
 def access_station_by_id(session: Session, p: Principal, station_id: int) -> Station:
     """A station of a facility or link center where `p` works."""
     query = _scoped(sa.select(Station).where(Station.id == station_id), _station_scope(p))
-    return _one_or_404(session, query, "station.not_found", "No such station.")
+    return _one_or_404(session, query, "station.not_found", N_("No such station."))
 
 
 # --- residents ------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def list_residents(
 def access_resident_by_id(session: Session, p: Principal, resident_id: int) -> Resident:
     """A resident `p` may see, or NotFound."""
     query = _scoped(sa.select(Resident).where(Resident.id == resident_id), _resident_scope(p))
-    return _one_or_404(session, query, "resident.not_found", "No such resident.")
+    return _one_or_404(session, query, "resident.not_found", N_("No such resident."))
 
 
 # --- visitors -------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def list_visitors(session: Session, p: Principal, *, limit: int = 50, offset: in
 def access_visitor_by_id(session: Session, p: Principal, visitor_id: int) -> Visitor:
     """A visitor `p` may see (themself, or staff where the visitor asked to visit), or NotFound."""
     query = _scoped(sa.select(Visitor).where(Visitor.id == visitor_id), _visitor_scope(p))
-    return _one_or_404(session, query, "visitor.not_found", "No such visitor.")
+    return _one_or_404(session, query, "visitor.not_found", N_("No such visitor."))
 
 
 # --- visits ---------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def list_visits(
 def access_visit_by_id(session: Session, p: Principal, visit_id: int) -> Visit:
     """A visit `p` may see, or NotFound."""
     query = _scoped(sa.select(Visit).where(Visit.id == visit_id), _visit_scope(p))
-    return _one_or_404(session, query, "visit.not_found", "No such visit.")
+    return _one_or_404(session, query, "visit.not_found", N_("No such visit."))
 
 
 # --- audit ----------------------------------------------------------------------------------------
