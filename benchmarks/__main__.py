@@ -2,9 +2,10 @@
 
     python -m benchmarks [NAME ...] [--scale 0.01] [--no-write]
 
-NAME is a module's name without `bench_` (e.g. `audit_chain`); none means all. Each module's rows go
-into a table between `<!-- bench:NAME -->` markers; a row measured on the same commit, machine and
-setup as a new one is replaced, the others are kept, so the file keeps a history across commits.
+NAME is a module's name without `bench_` (e.g. `audit_chain`, `scheduling`); none means all. Each
+module's rows go into a table between `<!-- bench:NAME -->` markers; a row measured on the same commit,
+machine and setup as a new one is replaced, the others are kept, so the file keeps a history across
+commits.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ README = HERE / "README.md"
 ROW_KEY = ("commit", "machine")
 
 
+STANDALONE = ("scheduling",)
+"""Benchmarks that are also programs of their own (`python -m benchmarks.scheduling --quick`), so their
+module has no `bench_` prefix; they are run like the others."""
+
+
 def discover() -> dict[str, ModuleType]:
-    """Every `bench_*` module here, by its name without the prefix."""
-    names = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
+    """Every `bench_*` module here, by its name without the prefix, and the standalone ones."""
+    found = {m.name for m in pkgutil.iter_modules([str(HERE)])}
+    names = sorted(n for n in found if n.startswith("bench_") or n in STANDALONE)
     return {name.removeprefix("bench_"): importlib.import_module(f"benchmarks.{name}") for name in names}
 
 

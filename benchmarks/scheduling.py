@@ -1,0 +1,675 @@
+"""Scheduling on a generated facility: 40 unit kiosks in 10 housing units, 2,000 residents each with an
+approved visitor, sessions every day 08:00-20:00 (30-minute visits, 5 minutes' changeover) and 20,000
+visits already there (11,600 in the past four weeks, 8,400 filling three of each unit's four kiosks for
+the next fourteen days), written in bulk. What is measured goes through the real code:
+
+- availability: services.scheduling.availability for one resident (random, as their visitor) over the
+  public window of 14 days; p50 and p95 of a few hundred calls.
+- service bookings/s: services.scheduling.book_visit, one booking after another, each its own transaction
+  (p50 and p95 of each call).
+- HTTP bookings/s: POST /api/v1/visits with bearer tokens against `uvicorn` (one worker, a process of its
+  own), from concurrent keep-alive clients in this process; p50 and p95 as the clients see them.
+- contention: that many visitors of one unit POST the same time at once, when one kiosk is left: one must
+  win and every other get 409.
+- double bookings: afterwards, pairs of active visits that overlap on one station, resident or visitor
+  (must be 0).
+
+Every booking measured is one that must succeed (a different resident at a free time). The facility's
+allowance is 8 visits a week, so that the generated load never runs into it. `python -m
+benchmarks.scheduling --quick` runs a small version and prints one JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx2
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from benchmarks import BenchConfig, Figure
+from benchmarks.databases import postgresql_database, sqlite_database
+from openvisit.db.database import Database
+from openvisit.db.models import (
+    ApiToken,
+    Connection,
+    Facility,
+    HousingUnit,
+    Resident,
+    SessionTemplate,
+    Station,
+    StationGroup,
+    UserAccount,
+    Visit,
+    Visitor,
+    VisitParticipant,
+)
+from openvisit.domain.enums import (
+    ACTIVE_VISIT_STATUSES,
+    AccountKind,
+    ConnectionKind,
+    ConnectionStatus,
+    ParticipantRole,
+    Relationship,
+    StationKind,
+    VisitKind,
+    VisitMode,
+    VisitStatus,
+)
+from openvisit.domain.principal import Principal
+from openvisit.services import scheduling
+from openvisit.services.auth import new_token, principal_for_user, token_digest
+from openvisit.services.context import AppContext, RequestMeta
+from openvisit.services.scheduling import BookingRequest
+from openvisit.settings import Settings
+
+TITLE = "Scheduling: availability, booking, contention"
+ZONE = "Europe/Moscow"
+FIRST_START = clock_time(8, 0)
+SESSION_END = clock_time(20, 0)
+SLOT_MINUTES, BUFFER_MINUTES = 30, 5
+SLOTS_PER_DAY = 20  # 08:00, 08:35, ... 19:05
+WINDOW_DAYS = 14
+META = RequestMeta(ip="bench")
+CONTENTION = (WINDOW_DAYS - 1, SLOTS_PER_DAY - 1, 0)
+"""(day, slot, unit) of the contention run: the last slot of the window in the first unit, kept free."""
+
+
+@dataclass(frozen=True)
+class Size:
+    units: int
+    kiosks_per_unit: int
+    residents: int
+    past_visits: int
+    availability_calls: int
+    service_bookings: int
+    http_bookings: int
+    http_clients: int
+    contenders: int
+
+    @property
+    def future_visits(self) -> int:
+        # Three of each unit's kiosks, every slot of the fourteen days from today.
+        return self.units * (self.kiosks_per_unit - 1) * SLOTS_PER_DAY * WINDOW_DAYS
+
+    def describe(self) -> str:
+        return (
+            f"{self.units * self.kiosks_per_unit} stations, {self.residents:,} residents, "
+            f"{self.past_visits + self.future_visits:,} visits"
+        )
+
+
+FULL = Size(
+    units=10,
+    kiosks_per_unit=4,
+    residents=2_000,
+    past_visits=11_600,
+    availability_calls=300,
+    service_bookings=800,
+    http_bookings=1_200,
+    http_clients=16,
+    contenders=100,
+)
+QUICK = Size(
+    units=2,
+    kiosks_per_unit=4,
+    residents=200,
+    past_visits=1_000,
+    availability_calls=40,
+    service_bookings=100,
+    http_bookings=200,
+    http_clients=8,
+    contenders=50,
+)
+
+
+# --- the generated facility -----------------------------------------------------------------------
+
+
+@dataclass
+class Generated:
+    facility_id: int
+    units: list[int]
+    residents: list[list[int]]
+    """Resident ids per unit, in order."""
+    visitors: dict[int, tuple[int, int, str]]
+    """Per resident: their visitor's id, user id and bearer token."""
+    today: date
+
+
+def slot_start(day: date, k: int) -> datetime:
+    """The k-th visit of the day in the facility's time, in UTC."""
+    wall = datetime.combine(day, FIRST_START) + timedelta(minutes=k * (SLOT_MINUTES + BUFFER_MINUTES))
+    return wall.replace(tzinfo=ZoneInfo(ZONE)).astimezone(UTC)
+
+
+def existing_resident(day_offset: int, k: int, j: int, per_unit: int) -> int:
+    """Which resident of a unit has the visit on kiosk j at slot k of a day: each resident gets two or
+    three a week, and the resident `per_unit // 2` places further on is free at that time."""
+    return (day_offset * 3 * SLOTS_PER_DAY + k * 3 + j) % per_unit
+
+
+def generate(db: Database, size: Size, say: Any) -> Generated:
+    """The facility, its people and its visits, in bulk (not through the services)."""
+    rnd = random.Random(7)
+    today = datetime.now(ZoneInfo(ZONE)).date()
+    per_unit = size.residents // size.units
+    with db.write() as s:
+        facility = Facility(
+            code="BENCH", name="Bench colony", timezone=ZONE, city="Moscow", allowance_count=8
+        )
+        s.add(facility)
+        s.flush()
+        units, groups = [], []
+        for u in range(size.units):
+            unit = HousingUnit(facility_id=facility.id, code=f"U{u}", name=f"Unit {u}")
+            group = StationGroup(facility_id=facility.id, name=f"Kiosks {u}")
+            s.add_all([unit, group])
+            s.flush()
+            units.append(unit.id)
+            groups.append(group.id)
+        stations: list[list[int]] = []
+        for u, (unit_id, group_id) in enumerate(zip(units, groups, strict=True)):
+            kiosks = [
+                Station(
+                    code=f"K{u:02d}-{j}",
+                    name=f"Kiosk {u}/{j}",
+                    kind=StationKind.UNIT_KIOSK,
+                    facility_id=facility.id,
+                    unit_id=unit_id,
+                    group_id=group_id,
+                )
+                for j in range(size.kiosks_per_unit)
+            ]
+            s.add_all(kiosks)
+            s.add_all(
+                SessionTemplate(
+                    facility_id=facility.id,
+                    group_id=group_id,
+                    weekday=weekday,
+                    start_time=FIRST_START,
+                    end_time=SESSION_END,
+                    slot_minutes=SLOT_MINUTES,
+                    buffer_minutes=BUFFER_MINUTES,
+                    valid_from=today - timedelta(days=60),
+                )
+                for weekday in range(7)
+            )
+            s.flush()
+            stations.append([k.id for k in kiosks])
+        say(f"    {size.residents:,} residents and their visitors")
+        s.execute(
+            sa.insert(Resident),
+            [
+                {
+                    "number": f"B-{n:06d}",
+                    "last_name": "Петров",
+                    "first_name": "Иван",
+                    "middle_name": "",
+                    "birth_date": date(1960, 1, 1) + timedelta(days=rnd.randrange(365 * 40)),
+                    "facility_id": facility.id,
+                    "unit_id": units[n // per_unit],
+                }
+                for n in range(size.residents)
+            ],
+        )
+        resident_ids = list(s.execute(sa.select(Resident.id).order_by(Resident.id)).scalars())
+        s.execute(
+            sa.insert(UserAccount),
+            [
+                {
+                    "email": f"family{n}@example.org",
+                    "password_hash": "-",
+                    "kind": AccountKind.VISITOR,
+                    "display_name": f"Family {n}",
+                    "language": "ru",
+                    "timezone": ZONE,
+                }
+                for n in range(size.residents)
+            ],
+        )
+        user_ids = list(s.execute(sa.select(UserAccount.id).order_by(UserAccount.id)).scalars())
+        s.execute(
+            sa.insert(Visitor),
+            [
+                {
+                    "user_id": user_id,
+                    "last_name": "Петрова",
+                    "first_name": "Анна",
+                    "birth_date": date(1975, 1, 1),
+                }
+                for user_id in user_ids
+            ],
+        )
+        visitor_ids = list(s.execute(sa.select(Visitor.id).order_by(Visitor.id)).scalars())
+        s.execute(
+            sa.insert(Connection),
+            [
+                {
+                    "resident_id": r,
+                    "visitor_id": v,
+                    "relationship": Relationship.SPOUSE,
+                    "kind": ConnectionKind.SOCIAL,
+                    "status": ConnectionStatus.APPROVED,
+                }
+                for r, v in zip(resident_ids, visitor_ids, strict=True)
+            ],
+        )
+        tokens = [new_token() for _ in user_ids]
+        expires = datetime.now(UTC) + timedelta(days=2)
+        s.execute(
+            sa.insert(ApiToken),
+            [
+                {"token_hash": token_digest(t), "user_id": user_id, "name": "bench", "expires_at": expires}
+                for t, user_id in zip(tokens, user_ids, strict=True)
+            ],
+        )
+        by_unit = [resident_ids[u * per_unit : (u + 1) * per_unit] for u in range(size.units)]
+        visitor_of = {
+            r: (v, user_id, t)
+            for r, v, user_id, t in zip(resident_ids, visitor_ids, user_ids, tokens, strict=True)
+        }
+
+        say(f"    {size.past_visits + size.future_visits:,} visits")
+        rows: list[dict[str, Any]] = []
+        # The coming fourteen days: kiosks 0..n-2 of every unit at every slot.
+        for d in range(WINDOW_DAYS):
+            for k in range(SLOTS_PER_DAY):
+                start = slot_start(today + timedelta(days=d), k)
+                for u in range(size.units):
+                    for j in range(size.kiosks_per_unit - 1):
+                        resident = by_unit[u][existing_resident(d, k, j, per_unit)]
+                        rows.append(
+                            _visit(facility.id, resident, stations[u][j], start, VisitStatus.APPROVED)
+                        )
+        # The past: the two first kiosks of every unit, day after day backwards; one in ten cancelled.
+        d, k, u, j = -1, 0, 0, 0
+        while len(rows) < size.future_visits + size.past_visits:
+            start = slot_start(today + timedelta(days=d), k)
+            resident = by_unit[u][existing_resident(d, k, j, per_unit)]
+            status = VisitStatus.CANCELLED if rnd.random() < 0.1 else VisitStatus.COMPLETED
+            rows.append(_visit(facility.id, resident, stations[u][j], start, status))
+            j = (j + 1) % 2
+            if j == 0:
+                u = (u + 1) % size.units
+                if u == 0:
+                    k = (k + 1) % SLOTS_PER_DAY
+                    d -= 1 if k == 0 else 0
+        for chunk in range(0, len(rows), 5_000):
+            s.execute(sa.insert(Visit), rows[chunk : chunk + 5_000])
+        visits = s.execute(sa.select(Visit.id, Visit.resident_id).order_by(Visit.id)).all()
+        s.execute(
+            sa.insert(VisitParticipant),
+            [
+                {"visit_id": visit_id, "visitor_id": visitor_of[resident_id][0], "role": ParticipantRole.LEAD}
+                for visit_id, resident_id in visits
+            ],
+        )
+    with db.engine.connect() as conn:
+        if db.is_postgresql:
+            conn.execute(sa.text("ANALYZE"))
+        else:
+            conn.exec_driver_sql("ANALYZE")
+    return Generated(facility.id, units, by_unit, visitor_of, today)
+
+
+def _visit(
+    facility_id: int, resident_id: int, station_id: int, start: datetime, status: VisitStatus
+) -> dict[str, Any]:
+    return {
+        "kind": VisitKind.SOCIAL,
+        "mode": VisitMode.HOME,
+        "status": status,
+        "facility_id": facility_id,
+        "resident_id": resident_id,
+        "station_id": station_id,
+        "starts_at": start,
+        "ends_at": start + timedelta(minutes=SLOT_MINUTES),
+        "reason": "visitor_cancelled" if status is VisitStatus.CANCELLED else None,
+        "notes": "",
+        "reason_note": "",
+    }
+
+
+def free_bookings(f: Generated, size: Size) -> list[tuple[int, datetime]]:
+    """(resident, start) pairs that can all be booked, each on a unit's last kiosk at a slot of its own,
+    from the day after tomorrow (clear of the 24 hours' notice) to the end of the window."""
+    per_unit = size.residents // size.units
+    found = []
+    for d in range(2, WINDOW_DAYS):
+        for k in range(SLOTS_PER_DAY):
+            for u in range(size.units):
+                if (d, k, u) == CONTENTION:
+                    continue
+                resident = f.residents[u][(existing_resident(d, k, 0, per_unit) + per_unit // 2) % per_unit]
+                found.append((resident, slot_start(f.today + timedelta(days=d), k)))
+    random.Random(11).shuffle(found)
+    return found
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def principal(db: Database, user_id: int) -> Principal:
+    with db.read() as s:
+        user = s.get(UserAccount, user_id)
+        assert user is not None
+        return principal_for_user(s, user)
+
+
+def measure_availability(ctx: AppContext, f: Generated, size: Size) -> list[float]:
+    rnd = random.Random(3)
+    everyone = [r for unit in f.residents for r in unit]
+    people = {r: principal(ctx.db, f.visitors[r][1]) for r in rnd.sample(everyone, min(50, len(everyone)))}
+    chosen = list(people)
+    for r in chosen[:3]:  # warm up
+        scheduling.availability(ctx, people[r], r)
+    samples = []
+    for i in range(size.availability_calls):
+        r = chosen[i % len(chosen)]
+        started = time.perf_counter()
+        result = scheduling.availability(ctx, people[r], r)
+        samples.append(time.perf_counter() - started)
+        if not result.times:
+            raise RuntimeError("availability offered nothing; the generated facility is wrong")
+    return samples
+
+
+def measure_service_bookings(
+    ctx: AppContext, f: Generated, todo: list[tuple[int, datetime]]
+) -> tuple[float, list[float]]:
+    people = {r: principal(ctx.db, f.visitors[r][1]) for r, _ in todo}
+    samples = []
+    started = time.perf_counter()
+    for resident, starts_at in todo:
+        t0 = time.perf_counter()
+        scheduling.book_visit(
+            ctx, people[resident], BookingRequest(resident_id=resident, starts_at=starts_at), META
+        )
+        samples.append(time.perf_counter() - t0)
+    return time.perf_counter() - started, samples
+
+
+@contextmanager
+def http_server(database_url: str) -> Iterator[str]:
+    """`uvicorn` serving the app over `database_url` in a process of its own, with the real clock."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="openvisit-bench-var-") as var:
+        env = {
+            **os.environ,
+            "OPENVISIT_MODE": "test",
+            "OPENVISIT_DATABASE_URL": database_url,
+            "OPENVISIT_SECRET_KEY": secrets.token_hex(32),
+            "OPENVISIT_VAR_DIR": var,
+            "OPENVISIT_SWEEP_SECONDS": "0",
+            "OPENVISIT_DELIVERY_SECONDS": "0",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "openvisit.cli:app_from_environment",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        process = subprocess.Popen(command, env=env)  # noqa: S603 - our own interpreter and module
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the HTTP server did not start")
+                time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def _post_all(
+    base: str, jobs: list[tuple[str, dict[str, Any]]], clients: int
+) -> tuple[float, list[float], Counter[str]]:
+    """POST every (token, body) to /api/v1/visits from `clients` concurrent keep-alive connections."""
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                token, body = queue.get_nowait()
+                t0 = time.perf_counter()
+                response = await client.post(
+                    "/api/v1/visits", json=body, headers={"Authorization": f"Bearer {token}"}
+                )
+                latencies.append(time.perf_counter() - t0)
+                outcomes[
+                    str(response.status_code)
+                    if response.status_code == 201
+                    else response.json()["error"]["code"]
+                ] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - started, latencies, outcomes
+
+
+def _body(resident: int, starts_at: datetime) -> dict[str, Any]:
+    return {"resident_id": resident, "starts_at": starts_at.isoformat()}
+
+
+def measure_http_bookings(
+    base: str, f: Generated, todo: list[tuple[int, datetime]], clients: int
+) -> tuple[float, list[float]]:
+    jobs = [(f.visitors[r][2], _body(r, at)) for r, at in todo]
+    elapsed, latencies, outcomes = asyncio.run(_post_all(base, jobs, clients))
+    if outcomes != Counter({"201": len(jobs)}):
+        raise RuntimeError(f"bookings that should all succeed did not: {dict(outcomes)}")
+    return elapsed, latencies
+
+
+def measure_contention(base: str, f: Generated, size: Size) -> tuple[float, Counter[str]]:
+    """`contenders` residents of one unit (free at that time) want the last kiosk at one slot, at once."""
+    per_unit = size.residents // size.units
+    d, k, _ = CONTENTION
+    taken = {existing_resident(d, k, j, per_unit) for j in range(size.kiosks_per_unit - 1)}
+    taken.add((existing_resident(d, k, 0, per_unit) + per_unit // 2) % per_unit)
+    free = [i for i in range(per_unit) if i not in taken][: size.contenders]
+    starts_at = slot_start(f.today + timedelta(days=d), k)
+    jobs = [(f.visitors[f.residents[0][i]][2], _body(f.residents[0][i], starts_at)) for i in free]
+    elapsed, _, outcomes = asyncio.run(_post_all(base, jobs, len(jobs)))
+    return elapsed, outcomes
+
+
+def double_bookings(db: Database) -> int:
+    """Pairs of active visits that overlap on one station, one resident or one visitor."""
+    a, b = aliased(Visit), aliased(Visit)
+    pa, pb = aliased(VisitParticipant), aliased(VisitParticipant)
+    active = tuple(ACTIVE_VISIT_STATUSES)
+
+    def overlapping(*on: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        return (
+            sa.select(sa.func.count())
+            .select_from(a)
+            .join(b, sa.and_(a.id < b.id, a.starts_at < b.ends_at, b.starts_at < a.ends_at, *on))
+            .where(a.status.in_(active), b.status.in_(active))
+        )
+
+    with db.read() as s:
+        by_station: int = s.execute(overlapping(a.station_id == b.station_id)).scalar_one()
+        by_resident: int = s.execute(overlapping(a.resident_id == b.resident_id)).scalar_one()
+        by_visitor: int = s.execute(
+            overlapping()
+            .join(pa, pa.visit_id == a.id)
+            .join(pb, sa.and_(pb.visit_id == b.id, pb.visitor_id == pa.visitor_id))
+        ).scalar_one()
+    return by_station + by_resident + by_visitor
+
+
+# --- one database, then all -----------------------------------------------------------------------
+
+
+def measure_backend(db: Database, engine: str, size: Size, say: Any) -> dict[str, Any]:
+    """Generate the facility in `db` and run every measurement; the figures as plain numbers."""
+    say(f"  {engine}: generating {size.describe()}")
+    started = time.perf_counter()
+    f = generate(db, size, say)
+    say(f"    in {time.perf_counter() - started:.1f} s")
+    ctx = AppContext(settings=Settings(mode="test", database_url="sqlite://", secret_key="x" * 40), db=db)  # type: ignore[arg-type]
+    todo = free_bookings(f, size)
+    service_todo = todo[: size.service_bookings]
+    http_todo = todo[size.service_bookings : size.service_bookings + size.http_bookings]
+    if len(http_todo) < size.http_bookings:
+        raise RuntimeError("the generated facility has too few free times for the bookings asked for")
+
+    say(f"  {engine}: availability, {size.availability_calls} calls")
+    availability = measure_availability(ctx, f, size)
+    say(f"  {engine}: {len(service_todo)} bookings through the service layer")
+    service_elapsed, service = measure_service_bookings(ctx, f, service_todo)
+    url = db.engine.url.render_as_string(hide_password=False)
+    with http_server(url) as base:
+        say(f"  {engine}: {len(http_todo)} bookings over HTTP from {size.http_clients} clients")
+        http_elapsed, http = measure_http_bookings(base, f, http_todo, size.http_clients)
+        say(f"  {engine}: contention, {size.contenders} requests for one kiosk at once")
+        contention_elapsed, contention = measure_contention(base, f, size)
+    doubles = double_bookings(db)
+    figures = {
+        "availability_p50_ms": statistics.median(availability) * 1000,
+        "availability_p95_ms": percentile(availability, 0.95) * 1000,
+        "service_bookings_per_s": len(service) / service_elapsed,
+        "service_p50_ms": statistics.median(service) * 1000,
+        "service_p95_ms": percentile(service, 0.95) * 1000,
+        "http_bookings_per_s": len(http) / http_elapsed,
+        "http_p50_ms": statistics.median(http) * 1000,
+        "http_p95_ms": percentile(http, 0.95) * 1000,
+        "http_clients": size.http_clients,
+        "contenders": size.contenders,
+        "contention_booked": contention.get("201", 0),
+        "contention_refused": dict(sorted((k, v) for k, v in contention.items() if k != "201")),
+        "contention_s": contention_elapsed,
+        "double_bookings": doubles,
+    }
+    say(f"  {engine}: {json.dumps(figures)}")
+    if figures["contention_booked"] != 1 or doubles:
+        raise RuntimeError(f"a booking was doubled: {figures}")
+    return figures
+
+
+def measure_all(config: BenchConfig, size: Size) -> dict[str, dict[str, Any]]:
+    backends: list[AbstractContextManager[tuple[Database, str]]] = [
+        sqlite_database(),
+        postgresql_database(config.pg_admin_url),
+    ]
+    results = {}
+    for backend in backends:
+        with backend as (db, engine):
+            results[engine] = measure_backend(db, engine, size, config.say)
+    return results
+
+
+def _row(size: Size, figures: dict[str, Any]) -> dict[str, str]:
+    refused = ", ".join(f"{n} {code}" for code, n in figures["contention_refused"].items())
+    return {
+        "facility": size.describe(),
+        "availability p50 / p95": (
+            f"{figures['availability_p50_ms']:.1f} / {figures['availability_p95_ms']:.1f} ms"
+        ),
+        "service bookings/s (p50 / p95)": (
+            f"{figures['service_bookings_per_s']:,.0f} ({figures['service_p50_ms']:.1f} / "
+            f"{figures['service_p95_ms']:.1f} ms)"
+        ),
+        "HTTP bookings/s (p50 / p95)": (
+            f"{figures['http_bookings_per_s']:,.0f} ({figures['http_p50_ms']:.1f} / "
+            f"{figures['http_p95_ms']:.1f} ms, {figures['http_clients']} clients)"
+        ),
+        "contention": (
+            f"{figures['contenders']} at once: {figures['contention_booked']} booked, {refused},"
+            f" {figures['contention_s']:.2f} s"
+        ),
+        "double bookings": str(figures["double_bookings"]),
+    }
+
+
+def run(config: BenchConfig) -> list[Figure]:
+    """The full run (or the quick one when `python -m benchmarks --scale` asks for less), both databases."""
+    size = FULL if config.scale >= 1 else QUICK
+    return [
+        Figure(key={"database": engine}, values=_row(size, figures))
+        for engine, figures in measure_all(config, size).items()
+    ]
+
+
+def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One JSON object: the worst availability figures, HTTP bookings/s on PostgreSQL (the target's
+    setting; SQLite's when there is no PostgreSQL), double bookings summed, and every backend's figures."""
+    pg = [f for engine, f in results.items() if engine.startswith("PostgreSQL")]
+    main = pg[0] if pg else next(iter(results.values()))
+    return {
+        "availability_p50_ms": round(max(f["availability_p50_ms"] for f in results.values()), 2),
+        "availability_p95_ms": round(max(f["availability_p95_ms"] for f in results.values()), 2),
+        "bookings_per_s": round(main["http_bookings_per_s"], 1),
+        "service_bookings_per_s": round(min(f["service_bookings_per_s"] for f in results.values()), 1),
+        "double_bookings": sum(f["double_bookings"] for f in results.values()),
+        "backends": {
+            engine: {k: round(v, 2) if isinstance(v, float) else v for k, v in f.items()}
+            for engine, f in results.items()
+        },
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scheduling", description=TITLE)
+    parser.add_argument(
+        "--quick", action="store_true", help="a small facility and few calls (under a minute)"
+    )
+    args = parser.parse_args(argv)
+    config = BenchConfig(say=lambda line: print(line, file=sys.stderr, flush=True))
+    results = measure_all(config, QUICK if args.quick else FULL)
+    print(json.dumps(summary(results), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
