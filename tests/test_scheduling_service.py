@@ -746,3 +746,41 @@ def test_calendar_shows_each_station_and_its_visits(ctx: AppContext, world: Worl
     assert [e.visit.id for e in day.entries[visit.station_id]] == [visit.id]
     assert day.entries[visit.station_id][0].party_size == 1
     assert scheduling.calendar_day(ctx, staff, world.place.facility_id, THU).entries == {}
+
+
+def test_a_visit_being_moved_blocks_nothing_and_uses_no_allowance(ctx: AppContext, world: World) -> None:
+    times = [_at(WED, 9), _at(WED, 9, 35), _at(WED, 10, 10), _at(THU, 9)]
+    visits = [_book(ctx, world.visitor, world.resident_id, t).visit for t in times]
+    plain = scheduling.availability(ctx, world.visitor, world.resident_id, first_day=WED, days=2)
+    assert plain.times == [], "the week's allowance is used up"
+    moving = scheduling.availability(
+        ctx, world.visitor, world.resident_id, first_day=WED, days=2, moving_visit_id=visits[3].id
+    )
+    offered = {t.starts_at for t in moving.times}
+    assert _at(THU, 9) in offered, "its own time is free for it"
+    assert _at(WED, 9) not in offered, "the other visits still block theirs"
+    moved = scheduling.reschedule_visit(ctx, world.visitor, visits[3].id, _at(THU, 10, 10), META)
+    assert moved.visit.starts_at == _at(THU, 10, 10)
+    other_email, other_visitor = make_visitor(ctx)
+    connect(ctx, world.resident_id, other_visitor, ConnectionStatus.APPROVED)
+    with pytest.raises(NotFound):
+        scheduling.availability(
+            ctx, principal_of(ctx, other_email), world.resident_id, moving_visit_id=visits[0].id
+        )
+
+
+def test_companions_are_not_leads_and_clerks_see_why(ctx: AppContext, world: World) -> None:
+    staff = _staff(ctx, world.place)
+    companion_email, companion = make_visitor(ctx)
+    connect(ctx, world.resident_id, companion, ConnectionStatus.APPROVED)
+    with ctx.db.write() as s:
+        s.add(ResidentAlert(resident_id=world.resident_id, note="check the visitor list"))
+    _book(
+        ctx, staff, world.resident_id, _at(WED, 9), lead_visitor_id=world.visitor_id, visitor_ids=(companion,)
+    )
+    assert [v.is_lead for v in scheduling.my_visits(ctx, world.visitor)] == [True]
+    assert [v.is_lead for v in scheduling.my_visits(ctx, principal_of(ctx, companion_email))] == [False]
+    clerk = _staff(ctx, world.place, Role.VETTING_CLERK)
+    assert [e.review_notes for e in scheduling.pending_requests(ctx, clerk, world.place.facility_id)] == [
+        ("check the visitor list",)
+    ]

@@ -9,6 +9,7 @@ first statement (BEGIN IMMEDIATE)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -449,6 +450,14 @@ def _load_world(
     )
 
 
+def _forget(world: _World, visit_id: int) -> None:
+    """Take one visit out of everything it occupies (the visit being moved)."""
+    for busy in world.busy_by_station.values():
+        busy[:] = [b for b in busy if b.ref != visit_id]
+    world.resident_busy = [b for b in world.resident_busy if b.ref != visit_id]
+    world.visitor_busy = [b for b in world.visitor_busy if b.ref != visit_id]
+
+
 @dataclass(frozen=True)
 class _Placement:
     station: StationInfo
@@ -515,11 +524,16 @@ def availability(
     link_center_id: int | None = None,
     first_day: date | None = None,
     days: int | None = None,
+    moving_visit_id: int | None = None,
 ) -> Availability:
-    """The free times for a visit with `resident_id`, as `p` may book them, over the booking window."""
+    """The free times for a visit with `resident_id`, as `p` may book them, over the booking window.
+    With `moving_visit_id`, the times that visit could move to: it neither blocks them nor uses allowance."""
     now = ctx.clock()
     with ctx.db.read() as session:
         resident = _resident_for_booking(session, p, resident_id)
+        moving = access_visit_by_id(session, p, moving_visit_id) if moving_visit_id is not None else None
+        if moving is not None and moving.resident_id != resident.id:
+            raise NotFound("visit.not_found", N_("No such visit."))
         if resident.status is not ResidentStatus.ACTIVE:
             # Booking refuses a released (or transferred-away) person; offering times would be a lie.
             raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
@@ -558,6 +572,8 @@ def availability(
         start, end = slots[0].starts_at, max(s.ends_at for s in slots)
         visitor_ids = [p.visitor_id] if p.visitor_id is not None and not by_staff else []
         world = _load_world(session, resident, visitor_ids, start, end, now, link_center_id)
+        if moving is not None:
+            _forget(world, moving.id)
         used: dict[tuple[datetime, datetime], int] = {}
         full_days: set[date] = set()
         free: list[FreeTime] = []
@@ -569,6 +585,14 @@ def availability(
                 period = rules_.allowance_period(rules, slot.starts_at)
                 if period not in used:
                     used[period] = _allowance_used(session, resident.id, period[0], period[1], now)
+                    if (
+                        moving is not None
+                        and period[0] <= moving.starts_at < period[1]
+                        and rules_.counts_toward_allowance(
+                            moving.kind, moving.status, moving.counts_toward_allowance
+                        )
+                    ):
+                        used[period] -= 1
                 if used[period] >= allowance:
                     full_days.add(slot.local_date)
                     continue
@@ -1598,6 +1622,8 @@ class CalendarEntry:
     resident_number: str
     lead_name: str
     party_size: int
+    review_notes: tuple[str, ...] = ()
+    """Why a requested visit waits for a clerk: the resident's active alerts."""
 
 
 @dataclass(frozen=True)
@@ -1702,7 +1728,17 @@ def pending_requests(ctx: AppContext, p: Principal, facility_id: int) -> list[Ca
             .scalars()
             .all()
         )
-        return _entries(session, visits)
+        notes: dict[int, list[str]] = defaultdict(list)
+        for resident_id, note in session.execute(
+            sa.select(ResidentAlert.resident_id, ResidentAlert.note).where(
+                ResidentAlert.resident_id.in_({v.resident_id for v in visits}), ResidentAlert.active.is_(True)
+            )
+        ):
+            notes[resident_id].append(note)
+        return [
+            dataclasses.replace(e, review_notes=tuple(notes.get(e.visit.resident_id, ())))
+            for e in _entries(session, visits)
+        ]
 
 
 def my_visits(
@@ -1714,7 +1750,7 @@ def my_visits(
         return []
     with ctx.db.read() as session:
         query = (
-            sa.select(Visit, Resident, Facility)
+            sa.select(Visit, Resident, Facility, VisitParticipant.role)
             .join(VisitParticipant, VisitParticipant.visit_id == Visit.id)
             .join(Resident, Resident.id == Visit.resident_id)
             .join(Facility, Facility.id == Visit.facility_id)
@@ -1729,9 +1765,14 @@ def my_visits(
         rows = session.execute(query.limit(limit)).all()
         return [
             BookedVisitView(
-                v, f"{r.last_name} {r.first_name} {r.middle_name}".strip(), r.id, f.name, f.timezone
+                v,
+                f"{r.last_name} {r.first_name} {r.middle_name}".strip(),
+                r.id,
+                f.name,
+                f.timezone,
+                is_lead=role is ParticipantRole.LEAD,
             )
-            for v, r, f in rows
+            for v, r, f, role in rows
         ]
 
 
@@ -1742,6 +1783,8 @@ class BookedVisitView:
     resident_id: int
     facility_name: str
     facility_timezone: str
+    is_lead: bool = False
+    """Whether the viewer booked it (only the lead may move it)."""
 
 
 def cancel_future_visits(

@@ -471,6 +471,7 @@ def _reschedule_page(
                 link_center_id=visit.link_center_id,
                 first_day=first_day,
                 days=DAYS_PER_PAGE + 1,
+                moving_visit_id=visit.id,
             )
         except DomainError as exc:
             error = error or exc
