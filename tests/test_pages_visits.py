@@ -4,21 +4,20 @@ cancel (the allowance comes back), refusals, the station's messages, CSRF, and R
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from openvisit.db.models import Facility, Notification, ResidentAlert, Station, Visit, VisitParticipant
+from openvisit.db.models import Facility, ResidentAlert, Station, Visit, VisitParticipant
 from openvisit.domain.enums import (
     ConnectionStatus,
-    NotificationChannel,
     ParticipantRole,
     StationKind,
     VisitStatus,
 )
+from openvisit.services import delivery
 from openvisit.services.context import AppContext
-from openvisit.web.labels import notification_text
 from tests.conftest import FrozenClock
 from tests.factories import (
     Place,
@@ -365,54 +364,15 @@ def test_station_messages_read_as_sentences(client: TestClient, ctx: AppContext)
         ).scalar_one()
     ok = post_form(client, "/station/login", {"number": number, "pin": "2468"}, page="/station/login")
     assert ok.status_code == 303
-    station = client.get("/station").text
+    assert "Свидание" not in client.get("/station").text, "nothing is shown before it is delivered"
+    delivery.deliver_due(ctx)
+    station = client.get("/station")
     # Residents read Russian by default.
-    assert "Свидание 4 мар. 2026\u202fг. 09:00 (Красноярск, UTC+7) отменено: Отменено посетителем." in station
-    assert "Свидание 4 мар. 2026\u202fг. 09:00 (Красноярск, UTC+7) назначено." in station
-    assert "visit_cancelled" not in station
-
-
-def test_notification_sentences() -> None:
-    payload = {
-        "visit_id": 1,
-        "kind": "social",
-        "mode": "home",
-        "starts_at": "2026-03-05T09:00:00+00:00",
-        "ends_at": "2026-03-05T09:30:00+00:00",
-        "facility_timezone": "Asia/Krasnoyarsk",
-        "reason": "lockdown",
-        "note": "Search of the unit",
-    }
     assert (
-        notification_text("visit_cancelled", payload, "en")
-        == "Visit on Mar 5, 2026 16:00 (Krasnoyarsk, UTC+7) cancelled: Lockdown. Search of the unit"
+        "Свидание отменено: 4 мар. 2026\u202fг. 09:00 (Красноярск, UTC+7). Причина: Отменено посетителем"
+        in station.text
     )
-    assert notification_text("visit_rejected", {**payload, "reason": "unclear_id", "note": ""}, "ru") == (
-        "Свидание 5 мар. 2026\u202fг. 16:00 (Красноярск, UTC+7) отклонено: "
-        "Документ, удостоверяющий личность, неразборчив."
-    )
-    assert notification_text("visit_approved", payload, "en") == (
-        "Visit on Mar 5, 2026 16:00 (Krasnoyarsk, UTC+7) approved."
-    )
-    assert "new facility" in notification_text("visit_cancelled", {**payload, "rebook_facility_id": 2}, "en")
-    # Whatever arrives, the inbox shows something rather than failing.
-    assert notification_text("something_new", {"text": "Hello"}, "en") == "Hello"
-    assert notification_text("visit_booked", {"starts_at": "not a time"}, "en") == "visit_booked"
-    assert notification_text("visit_booked", {"starts_at": "2026-03-05T09:00:00"}, "en") == "visit_booked"
-
-
-def test_station_notifications_exist_for_the_resident(client: TestClient, ctx: AppContext) -> None:
-    """The sentences above are built from what the services really store."""
-    _place, resident_id, email, _ = _family(ctx)
-    login(client, email)
-    _confirm(client, _hold(client, resident_id, WED_09))
-    with ctx.db.read() as s:
-        stored = s.execute(
-            sa.select(Notification).where(
-                Notification.resident_id == resident_id, Notification.channel == NotificationChannel.STATION
-            )
-        ).scalar_one()
-    assert notification_text(stored.template, stored.payload, "en") == (
-        "Visit on Mar 4, 2026 09:00 (Krasnoyarsk, UTC+7) booked."
-    )
-    assert date.fromisoformat(stored.payload["starts_at"][:10]) == WED_09.date()
+    assert "Свидание назначено: 4 мар. 2026\u202fг. 09:00 (Красноярск, UTC+7)" in station.text
+    assert "visit_cancelled" not in station.text
+    client.post("/station/messages/read", data={"csrf_token": csrf_from(station)})
+    assert "Отметить всё как прочитанное" not in client.get("/station").text

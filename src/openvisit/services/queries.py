@@ -14,7 +14,6 @@ from openvisit.db.models import (
     Facility,
     HousingUnit,
     LinkCenter,
-    Notification,
     Resident,
     Station,
     StationGroup,
@@ -22,7 +21,7 @@ from openvisit.db.models import (
     Visitor,
     VisitParticipant,
 )
-from openvisit.domain.enums import ConnectionStatus, NotificationChannel, ParticipantRole
+from openvisit.domain.enums import ConnectionStatus, ParticipantRole
 from openvisit.domain.principal import Principal
 from openvisit.services import access
 from openvisit.services.context import AppContext
@@ -142,26 +141,6 @@ def my_connections(ctx: AppContext, p: Principal) -> list[ConnectionRow]:
             ConnectionRow(c, f"{r.last_name} {r.first_name} {r.middle_name}".strip(), f.name, f.timezone)
             for c, r, f in rows
         ]
-
-
-def station_inbox(ctx: AppContext, p: Principal, *, limit: int = 20) -> Sequence[Notification]:
-    """Messages to the resident at a station (booked, cancelled, why), newest first."""
-    if p.resident_id is None:
-        return []
-    with ctx.db.read() as s:
-        return (
-            s.execute(
-                sa.select(Notification)
-                .where(
-                    Notification.resident_id == p.resident_id,
-                    Notification.channel == NotificationChannel.STATION,
-                )
-                .order_by(Notification.created_at.desc(), Notification.id.desc())
-                .limit(limit)
-            )
-            .scalars()
-            .all()
-        )
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,14 @@ sentences and short times that pages build from them in the reader's language.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from babel.dates import format_date, format_time, get_timezone_location
 
 from openvisit.domain.errors import N_
 from openvisit.domain.scheduling import CANCELLATION_REASONS, REJECTION_REASONS
-from openvisit.web.i18n import format_when, translate, zone
+from openvisit.domain.vetting import LINK_CANCELLATION_REASONS, LINK_REJECTION_REASONS
+from openvisit.web.i18n import zone
 
 LABELS: dict[str, str] = {
     # roles
@@ -61,6 +60,29 @@ LABELS: dict[str, str] = {
     "lead": N_("Lead visitor"),
     "visitor": N_("Visitor"),
     "dependent": N_("Child"),
+    # a visitor's relationship to the resident
+    "spouse": N_("Husband or wife"),
+    "partner": N_("Partner"),
+    "parent": N_("Parent"),
+    "child": N_("Child"),
+    "sibling": N_("Brother or sister"),
+    "grandparent": N_("Grandparent"),
+    "relative": N_("Other relative"),
+    "friend": N_("Friend"),
+    "attorney": N_("Attorney"),
+    "other": N_("Other"),
+    # identity verification (of visitors and of attorneys' licences)
+    "unverified": N_("Not checked yet"),
+    "pending": N_("Waiting for staff to check"),
+    "verified": N_("Verified"),
+    # identity documents
+    "id_front": N_("ID document, front"),
+    "id_back": N_("ID document, back"),
+    "selfie": N_("Selfie"),
+    "bar_card": N_("Bar or licence card"),
+    # restrictions of visitors
+    "ban": N_("Ban"),
+    "suspension": N_("Suspension"),
 }
 
 
@@ -71,10 +93,14 @@ def label_of(value: object) -> str:
 
 
 def reason_label(code: str | None) -> str:
-    """The English label of why a visit was cancelled or rejected (the code itself when unknown)."""
+    """The English label of why a visit was cancelled or rejected, or a link refused, suspended or
+    revoked (the code itself when unknown)."""
     if not code:
         return ""
-    return CANCELLATION_REASONS.get(code) or REJECTION_REASONS.get(code) or code
+    for labels in (CANCELLATION_REASONS, REJECTION_REASONS, LINK_CANCELLATION_REASONS, LINK_REJECTION_REASONS):
+        if code in labels:
+            return labels[code]
+    return code
 
 
 # --- short times, for grids of times and calendars ---------------------------------------------------
@@ -118,41 +144,3 @@ def weekday_name(weekday: int, language: str) -> str:
     """The name of a weekday (Monday is 0) in `language`, capitalised for a table cell."""
     text = format_date(date(2024, 1, 1) + timedelta(days=weekday), format="EEEE", locale=language)
     return text[:1].upper() + text[1:]
-
-
-# --- messages about visits (station inbox) -----------------------------------------------------------
-
-NOTIFICATION_SENTENCES: dict[str, str] = {
-    "visit_booked": N_("Visit on %(when)s booked."),
-    "visit_requested": N_("Visit on %(when)s requested; it waits for staff approval."),
-    "visit_approved": N_("Visit on %(when)s approved."),
-    "visit_cancelled": N_("Visit on %(when)s cancelled: %(reason)s."),
-    "visit_rejected": N_("Visit on %(when)s rejected: %(reason)s."),
-}
-"""One sentence per notification template; the outbox stores the template name and the facts."""
-
-
-def notification_text(template: str, payload: Mapping[str, Any], language: str) -> str:
-    """A notification as one translated sentence, its time in the facility's zone:
-    "Visit on Mar 5, 2026 16:00 (Krasnoyarsk, UTC+7) cancelled: Lockdown." Unknown templates or
-    damaged payloads fall back to the payload's text or the template's name, never to an error."""
-    sentence = NOTIFICATION_SENTENCES.get(template)
-    starts_at = payload.get("starts_at")
-    if sentence is None or not isinstance(starts_at, str):
-        return str(payload.get("text") or template)
-    try:
-        moment = datetime.fromisoformat(starts_at)
-    except ValueError:
-        return str(payload.get("text") or template)
-    if moment.tzinfo is None:
-        return str(payload.get("text") or template)
-    when = format_when(moment, language, str(payload.get("facility_timezone") or "UTC"))
-    reason = translate(language, reason_label(str(payload.get("reason") or "other")))
-    text = translate(language, sentence, {"when": when, "reason": reason})
-    # Staff write a note only beside a reason (why a visit was cancelled or rejected).
-    note = str(payload.get("note") or "").strip() if template in ("visit_cancelled", "visit_rejected") else ""
-    if note:
-        text += " " + note[:300]
-    if payload.get("rebook_facility_id"):
-        text += " " + translate(language, N_("You can book visits at the new facility."))
-    return text

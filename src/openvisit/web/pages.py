@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from openvisit.domain.enums import ActorKind, Role
 from openvisit.domain.errors import DomainError, Forbidden
-from openvisit.services import auth, queries
+from openvisit.services import auth, delivery, queries
 from openvisit.services.access import require_role
 from openvisit.web.deps import (
     CsrfChecked,
@@ -23,7 +23,6 @@ from openvisit.web.deps import (
     PendingPrincipal,
 )
 from openvisit.web.i18n import LANGUAGES, translate, zone
-from openvisit.web.labels import notification_text
 from openvisit.web.templating import (
     CSRF_COOKIE,
     LANGUAGE_COOKIE,
@@ -287,17 +286,23 @@ def station_home(request: Request, ctx: CtxDep, principal: CurrentPrincipal) -> 
         and v.starts_at.astimezone(zone(principal.timezone)).date() <= local_today + timedelta(days=7)
     ]
     upcoming.sort(key=lambda v: v.starts_at)
-    language = str(getattr(request.state, "language", "en"))
+    messages = delivery.station_messages(ctx, principal)
     return render(
         request,
         "station_home.html",
         {
             "resident": resident,
             "visits": upcoming,
-            "inbox": queries.station_inbox(ctx, principal),
-            "notice": lambda n: notification_text(n.template, n.payload, language),
+            "inbox": messages,
+            "unread": sum(not m.read for m in messages),
         },
     )
+
+
+@router.post("/station/messages/read", dependencies=[CsrfChecked])
+def station_messages_read(ctx: CtxDep, principal: CurrentPrincipal) -> Response:
+    delivery.mark_read(ctx, principal)
+    return _redirect("/station")
 
 
 # --- staff --------------------------------------------------------------------------------------
