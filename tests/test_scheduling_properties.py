@@ -228,6 +228,39 @@ def test_the_booking_window_is_the_booking_range(
         assert inside
 
 
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+intervals = st.tuples(st.integers(0, 500), st.integers(1, 90)).map(
+    lambda x: Busy(T0 + timedelta(minutes=x[0]), T0 + timedelta(minutes=x[0] + x[1]))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    busy=st.lists(intervals, max_size=30),
+    more=st.lists(intervals, max_size=5),
+    drop=st.integers(0, 40),
+    asked=st.lists(intervals, min_size=1, max_size=10),
+)
+def test_busy_times_answer_as_a_scan_of_every_interval_would(
+    busy: list[Busy], more: list[Busy], drop: int, asked: list[Busy]
+) -> None:
+    indexed = rules_.BusyTimes(busy)
+
+    def agree() -> None:
+        for q in asked:
+            scan = any(rules_.overlaps(q.starts_at, q.ends_at, b.starts_at, b.ends_at) for b in indexed)
+            assert rules_.any_overlap(q.starts_at, q.ends_at, indexed) is scan
+
+    agree()
+    for b in more:  # changed like a list after it has been asked: asked again, it still agrees
+        indexed.append(b)
+    agree()
+    indexed[:] = [b for i, b in enumerate(indexed) if i != drop]
+    agree()
+    del indexed[: drop % 3]
+    agree()
+
+
 # --- a state machine over the pure rules ----------------------------------------------------------
 
 PURE_NOW = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)  # a Monday; the window reaches Berlin's spring change

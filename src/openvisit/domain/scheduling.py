@@ -4,9 +4,12 @@ approval and cancellation. Times in and out are aware UTC datetimes; dates are f
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate
+from typing import Self, SupportsIndex, overload
 from zoneinfo import ZoneInfo
 
 from openvisit.domain.enums import (
@@ -384,7 +387,74 @@ def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datet
 
 
 def any_overlap(starts_at: datetime, ends_at: datetime, busy: Iterable[Busy]) -> bool:
+    """Whether anything in `busy` overlaps [starts_at, ends_at); a BusyTimes answers by binary search."""
+    if isinstance(busy, BusyTimes):
+        return busy.overlaps(starts_at, ends_at)
     return any(overlaps(starts_at, ends_at, b.starts_at, b.ends_at) for b in busy)
+
+
+class BusyTimes(list[Busy]):
+    """A resource's busy times that answer "is [s, e) free?" in O(log n), for availability, which asks
+    it for every slot of two weeks. It is a list, so it is changed like one; after any change it is
+    re-sorted and re-indexed the next time it is asked."""
+
+    def __init__(self, busy: Iterable[Busy] = ()) -> None:
+        super().__init__(busy)
+        self._starts: list[datetime] | None = None
+        self._max_ends: list[datetime] = []
+
+    def overlaps(self, starts_at: datetime, ends_at: datetime) -> bool:
+        """Some busy time b has b.start < ends_at and b.end > starts_at: among those starting before
+        ends_at (a prefix, sorted by start), the latest end decides."""
+        if self._starts is None:
+            self.sort(key=lambda b: b.starts_at)
+            self._starts = [b.starts_at for b in self]
+            self._max_ends = list(accumulate((b.ends_at for b in self), max))
+        before = bisect_left(self._starts, ends_at)
+        return before > 0 and self._max_ends[before - 1] > starts_at
+
+    def _changed(self) -> None:
+        self._starts = None
+
+    def append(self, item: Busy) -> None:
+        super().append(item)
+        self._changed()
+
+    def extend(self, items: Iterable[Busy]) -> None:
+        super().extend(items)
+        self._changed()
+
+    def insert(self, index: SupportsIndex, item: Busy) -> None:
+        super().insert(index, item)
+        self._changed()
+
+    def remove(self, item: Busy) -> None:
+        super().remove(item)
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> Busy:
+        self._changed()
+        return super().pop(index)
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    @overload
+    def __setitem__(self, index: SupportsIndex, value: Busy) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Busy]) -> None: ...
+    def __setitem__(self, index: SupportsIndex | slice, value: Busy | Iterable[Busy]) -> None:
+        super().__setitem__(index, value)  # type: ignore[index, assignment]
+        self._changed()
+
+    def __delitem__(self, index: SupportsIndex | slice) -> None:
+        super().__delitem__(index)
+        self._changed()
+
+    def __iadd__(self, items: Iterable[Busy]) -> Self:  # type: ignore[override, misc]
+        self.extend(items)
+        return self
 
 
 @dataclass(frozen=True)

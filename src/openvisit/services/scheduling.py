@@ -10,6 +10,7 @@ first statement (BEGIN IMMEDIATE)."""
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ from openvisit.domain.enums import (
 )
 from openvisit.domain.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from openvisit.domain.principal import SYSTEM, Principal
-from openvisit.domain.scheduling import Busy, Member, Rules, Slot, StationInfo, Template
+from openvisit.domain.scheduling import Busy, BusyTimes, Member, Rules, Slot, StationInfo, Template
 from openvisit.services import audit, outbox
 from openvisit.services.access import (
     access_resident_by_id,
@@ -95,22 +96,37 @@ def rules_of(facility: Facility) -> Rules:
 
 
 def _templates(session: Session, facility_id: int) -> list[Template]:
-    rows = (
-        session.execute(
-            sa.select(SessionTemplate)
-            .where(SessionTemplate.facility_id == facility_id)
-            .order_by(SessionTemplate.id)
+    # Plain rows, with the units in the same query: availability reads every template on every call.
+    link = session_template_unit
+    t = SessionTemplate
+    found = session.execute(
+        sa.select(
+            t.id,
+            t.group_id,
+            t.weekday,
+            t.start_time,
+            t.end_time,
+            t.slot_minutes,
+            t.buffer_minutes,
+            t.valid_from,
+            t.valid_to,
+            t.every_n_weeks,
+            t.allow_social,
+            t.allow_legal,
+            t.allow_home,
+            t.allow_link_center,
+            t.bookable_by,
+            link.c.unit_id,
         )
-        .scalars()
-        .all()
-    )
+        .outerjoin(link, link.c.template_id == t.id)
+        .where(t.facility_id == facility_id)
+        .order_by(t.id)
+    ).all()
+    rows = list({r.id: r for r in found}.values())
     units: dict[int, set[int]] = defaultdict(set)
-    if rows:
-        link = session_template_unit
-        for template_id, unit_id in session.execute(
-            sa.select(link.c.template_id, link.c.unit_id).where(link.c.template_id.in_([r.id for r in rows]))
-        ):
-            units[template_id].add(unit_id)
+    for r in found:
+        if r.unit_id is not None:
+            units[r.id].add(r.unit_id)
     return [
         Template(
             id=r.id,
@@ -134,27 +150,34 @@ def _templates(session: Session, facility_id: int) -> list[Template]:
     ]
 
 
-def _station_info(s: Station) -> StationInfo:
-    return StationInfo(
-        id=s.id,
-        code=s.code,
-        kind=s.kind,
-        group_id=s.group_id,
-        unit_id=s.unit_id,
-        room=s.room,
-        in_service=s.status is StationStatus.IN_SERVICE,
-    )
-
-
 def _stations(
     session: Session, *, facility_id: int | None = None, link_center_id: int | None = None
 ) -> list[StationInfo]:
-    query = sa.select(Station)
+    query = sa.select(
+        Station.id,
+        Station.code,
+        Station.kind,
+        Station.group_id,
+        Station.unit_id,
+        Station.room,
+        Station.status,
+    )
     if facility_id is not None:
         query = query.where(Station.facility_id == facility_id)
     if link_center_id is not None:
         query = query.where(Station.link_center_id == link_center_id)
-    return [_station_info(s) for s in session.execute(query.order_by(Station.code)).scalars()]
+    return [
+        StationInfo(
+            id=s.id,
+            code=s.code,
+            kind=s.kind,
+            group_id=s.group_id,
+            unit_id=s.unit_id,
+            room=s.room,
+            in_service=s.status is StationStatus.IN_SERVICE,
+        )
+        for s in session.execute(query.order_by(Station.code))
+    ]
 
 
 def _live(now: datetime) -> sa.ColumnElement[bool]:
@@ -169,7 +192,8 @@ def _busy_by_station(
     session: Session, station_ids: Iterable[int], start: datetime, end: datetime, now: datetime
 ) -> dict[int, list[Busy]]:
     ids = list(station_ids)
-    busy: dict[int, list[Busy]] = defaultdict(list)
+    # Availability asks each station about every slot of two weeks: sorted, that is a binary search.
+    busy: dict[int, list[Busy]] = defaultdict(BusyTimes)
     if not ids:
         return busy
     rows = session.execute(
@@ -303,6 +327,32 @@ def _allowance_used(session: Session, resident_id: int, start: datetime, end: da
     )
 
 
+def _allowance_used_in(
+    session: Session, resident_id: int, periods: Sequence[tuple[datetime, datetime]], now: datetime
+) -> dict[tuple[datetime, datetime], int]:
+    """_allowance_used for each of `periods` (in time order, not overlapping), in one query."""
+    if not periods:
+        return {}
+    starts = session.execute(
+        sa.select(Visit.starts_at).where(
+            Visit.resident_id == resident_id,
+            Visit.kind == VisitKind.SOCIAL,
+            Visit.counts_toward_allowance.is_(True),
+            Visit.starts_at >= periods[0][0],
+            Visit.starts_at < periods[-1][1],
+            Visit.status.in_(tuple(rules_.ALLOWANCE_STATUSES)),
+            sa.or_(Visit.status != VisitStatus.HELD, Visit.hold_expires_at > now),
+        )
+    ).scalars()
+    used = dict.fromkeys(periods, 0)
+    firsts = [first for first, _ in periods]
+    for at in starts:
+        period = periods[bisect_right(firsts, at) - 1]
+        if at < period[1]:
+            used[period] += 1
+    return used
+
+
 def _active_restriction(
     session: Session, visitor_ids: Sequence[int], facility_id: int, at: datetime
 ) -> Restriction | None:
@@ -433,13 +483,23 @@ def _load_world(
     end: datetime,
     now: datetime,
     link_center_id: int | None,
+    *,
+    group_ids: Iterable[int],
+    stations: list[StationInfo] | None = None,
 ) -> _World:
-    stations = _stations(session, facility_id=resident.facility_id)
+    """The world of the slots of `group_ids`: only stations of those groups that the resident may use
+    are loaded with their visits (every station still names its room, for keep-apart)."""
+    every = stations if stations is not None else _stations(session, facility_id=resident.facility_id)
+    usable = [
+        s
+        for g in sorted(set(group_ids))
+        for s in rules_.eligible_stations(every, group_id=g, resident_unit_id=resident.unit_id)
+    ]
     booths = _stations(session, link_center_id=link_center_id) if link_center_id is not None else []
-    all_ids = [s.id for s in stations] + [b.id for b in booths]
+    all_ids = [s.id for s in usable] + [b.id for b in booths]
     return _World(
-        stations=stations,
-        rooms={s.id: s.room for s in stations},
+        stations=usable,
+        rooms={s.id: s.room for s in every},
         busy_by_station=_busy_by_station(session, all_ids, start, end, now),
         resident_busy=_resident_busy(session, resident.id, start, end, now),
         appointments=_appointments(session, resident.id, start, end),
@@ -545,10 +605,13 @@ def availability(
         first = max(first_day or rules.local_date(earliest), rules.local_date(earliest))
         if days is not None:
             last_day = min(last_day, first + timedelta(days=max(days, 1) - 1))
+        stations = _stations(session, facility_id=facility.id)
+        # A template whose stations the resident can never use (another unit's kiosks) offers nothing.
         templates = [
             t
             for t in _templates(session, facility.id)
             if t.allows(kind, mode, by_staff=by_staff, unit_id=resident.unit_id)
+            and rules_.eligible_stations(stations, group_id=t.group_id, resident_unit_id=resident.unit_id)
         ]
         slots = [
             s
@@ -571,10 +634,31 @@ def availability(
             )
         start, end = slots[0].starts_at, max(s.ends_at for s in slots)
         visitor_ids = [p.visitor_id] if p.visitor_id is not None and not by_staff else []
-        world = _load_world(session, resident, visitor_ids, start, end, now, link_center_id)
+        world = _load_world(
+            session,
+            resident,
+            visitor_ids,
+            start,
+            end,
+            now,
+            link_center_id,
+            group_ids={t.group_id for t in templates},
+            stations=stations,
+        )
         if moving is not None:
             _forget(world, moving.id)
         used: dict[tuple[datetime, datetime], int] = {}
+        # The allowance period is a matter of the local day: found once per day, not per slot.
+        period_of = {s.local_date: rules_.allowance_period(rules, s.starts_at) for s in slots}
+        if kind is VisitKind.SOCIAL:
+            periods = sorted(set(period_of.values()))
+            used = _allowance_used_in(session, resident.id, periods, now)
+            if moving is not None and rules_.counts_toward_allowance(
+                moving.kind, moving.status, moving.counts_toward_allowance
+            ):
+                for period in periods:
+                    if period[0] <= moving.starts_at < period[1]:
+                        used[period] -= 1
         full_days: set[date] = set()
         free: list[FreeTime] = []
         seen: set[datetime] = set()
@@ -582,17 +666,7 @@ def availability(
             if slot.starts_at in seen:
                 continue
             if kind is VisitKind.SOCIAL:
-                period = rules_.allowance_period(rules, slot.starts_at)
-                if period not in used:
-                    used[period] = _allowance_used(session, resident.id, period[0], period[1], now)
-                    if (
-                        moving is not None
-                        and period[0] <= moving.starts_at < period[1]
-                        and rules_.counts_toward_allowance(
-                            moving.kind, moving.status, moving.counts_toward_allowance
-                        )
-                    ):
-                        used[period] -= 1
+                period = period_of[slot.local_date]
                 if used[period] >= allowance:
                     full_days.add(slot.local_date)
                     continue
@@ -766,7 +840,14 @@ def _book_in(
             _allowance_of(resident, rules), _allowance_used(session, resident.id, *period, now)
         )
     world = _load_world(
-        session, resident, visitor_ids, slot.starts_at, max(s.ends_at for s in slots), now, req.link_center_id
+        session,
+        resident,
+        visitor_ids,
+        slot.starts_at,
+        max(s.ends_at for s in slots),
+        now,
+        req.link_center_id,
+        group_ids={s.group_id for s in slots},
     )
     # Templates of several station groups may offer this start: take the first where the visit fits,
     # as availability does, so that every time it offers can be booked.
