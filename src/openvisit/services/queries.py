@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from openvisit.db.models import (
     AuditEntry,
@@ -13,16 +14,19 @@ from openvisit.db.models import (
     Dependent,
     Facility,
     HousingUnit,
+    KeepApart,
     LinkCenter,
     Resident,
+    ResidentAlert,
     Station,
     StationGroup,
     Visit,
     Visitor,
     VisitParticipant,
 )
-from openvisit.domain.enums import ConnectionStatus, ParticipantRole
-from openvisit.domain.principal import Principal
+from openvisit.domain.enums import ConnectionStatus, ParticipantRole, Role
+from openvisit.domain.errors import N_, NotFound
+from openvisit.domain.principal import FACILITY_STAFF_ROLES, Principal
 from openvisit.services import access
 from openvisit.services.context import AppContext
 
@@ -255,3 +259,71 @@ def visit_details(ctx: AppContext, p: Principal, visit_id: int) -> VisitDetails:
             center.name if center is not None else None,
             people,
         )
+
+
+# --- vetting: residents by number, keep-apart orders, alerts ---------------------------------------
+
+
+def resident_by_number(
+    ctx: AppContext,
+    p: Principal,
+    facility_id: int,
+    number: str,
+    roles: Sequence[Role] = tuple(FACILITY_STAFF_ROLES),
+) -> Resident:
+    """The resident with `number` at a facility where `p` works with one of `roles` (404 otherwise)."""
+    with ctx.db.read() as s:
+        access.access_staff_facility_by_id(s, p, facility_id, roles)
+        resident = s.execute(
+            sa.select(Resident).where(
+                Resident.facility_id == facility_id, Resident.number == number.strip().upper()
+            )
+        ).scalar_one_or_none()
+        if resident is None:
+            raise NotFound("resident.not_found", N_("No such resident."))
+        return resident
+
+
+@dataclass(frozen=True)
+class KeepApartRow:
+    """A keep-apart order with the two residents it names."""
+
+    order: KeepApart
+    first: Resident
+    second: Resident
+
+
+def keep_apart_orders(
+    ctx: AppContext, p: Principal, facility_id: int, roles: Sequence[Role] = tuple(FACILITY_STAFF_ROLES)
+) -> list[KeepApartRow]:
+    """Keep-apart orders among the residents of a facility where `p` works, newest first."""
+    first, second = aliased(Resident), aliased(Resident)
+    with ctx.db.read() as s:
+        access.access_staff_facility_by_id(s, p, facility_id, roles)
+        rows = s.execute(
+            sa.select(KeepApart, first, second)
+            .join(first, first.id == KeepApart.resident_a_id)
+            .join(second, second.id == KeepApart.resident_b_id)
+            .where(sa.or_(first.facility_id == facility_id, second.facility_id == facility_id))
+            .order_by(KeepApart.created_at.desc(), KeepApart.id.desc())
+            .limit(200)
+        ).all()
+        return [KeepApartRow(order, a, b) for order, a, b in rows]
+
+
+def resident_alerts(
+    ctx: AppContext, p: Principal, facility_id: int, roles: Sequence[Role] = tuple(FACILITY_STAFF_ROLES)
+) -> list[tuple[ResidentAlert, Resident]]:
+    """Active alerts on the residents of a facility where `p` works, newest first."""
+    with ctx.db.read() as s:
+        access.access_staff_facility_by_id(s, p, facility_id, roles)
+        return [
+            (alert, resident)
+            for alert, resident in s.execute(
+                sa.select(ResidentAlert, Resident)
+                .join(Resident, Resident.id == ResidentAlert.resident_id)
+                .where(Resident.facility_id == facility_id, ResidentAlert.active.is_(True))
+                .order_by(ResidentAlert.created_at.desc(), ResidentAlert.id.desc())
+                .limit(200)
+            ).all()
+        ]
