@@ -97,7 +97,12 @@ def reason_label(code: str | None) -> str:
     revoked (the code itself when unknown)."""
     if not code:
         return ""
-    for labels in (CANCELLATION_REASONS, REJECTION_REASONS, LINK_CANCELLATION_REASONS, LINK_REJECTION_REASONS):
+    for labels in (
+        CANCELLATION_REASONS,
+        REJECTION_REASONS,
+        LINK_CANCELLATION_REASONS,
+        LINK_REJECTION_REASONS,
+    ):
         if code in labels:
             return labels[code]
     return code
