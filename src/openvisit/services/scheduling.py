@@ -188,111 +188,106 @@ def _live(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def _busy_by_station(
-    session: Session, station_ids: Iterable[int], start: datetime, end: datetime, now: datetime
-) -> dict[int, list[Busy]]:
-    ids = list(station_ids)
+@dataclass
+class _Occupied:
+    by_station: dict[int, list[Busy]]
+    resident: list[Busy]
+    visitors: list[Busy]
+    appointments: list[Busy]
+    blocks: list[tuple[Busy, int | None]]
+    kept_apart: list[Busy]
+
+
+def _occupied(
+    session: Session,
+    resident: Resident,
+    *,
+    station_ids: Sequence[int],
+    booth_ids: Sequence[int],
+    visitor_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> _Occupied:
+    """Everything over [start, end) that can stand in a visit's way, in one round trip (a UNION ALL whose
+    every part uses its own index): the live visits of the stations and booths, of the resident, of the
+    visitors and of residents kept apart from this one; the resident's appointments; and the blocked
+    periods of the facility or the resident's unit (a station block names its station, and only takes
+    that station out)."""
+    no_id = sa.cast(sa.null(), sa.Integer)
+
+    def visits(
+        tag: str, condition: sa.ColumnElement[bool]
+    ) -> sa.Select[str, int, int, int | None, datetime, datetime]:
+        return sa.select(
+            sa.literal(tag).label("tag"),
+            Visit.id,
+            Visit.station_id,
+            Visit.booth_station_id,
+            Visit.starts_at,
+            Visit.ends_at,
+        ).where(condition, Visit.starts_at < end, Visit.ends_at > start, _live(now))
+
+    partners = sa.select(
+        sa.case(
+            (KeepApart.resident_a_id == resident.id, KeepApart.resident_b_id), else_=KeepApart.resident_a_id
+        )
+    ).where(sa.or_(KeepApart.resident_a_id == resident.id, KeepApart.resident_b_id == resident.id))
+    parts = [
+        visits("resident", Visit.resident_id == resident.id),
+        visits("kept_apart", Visit.resident_id.in_(partners)),
+        sa.select(
+            sa.literal("appointment"),
+            Appointment.id,
+            no_id,
+            no_id,
+            Appointment.starts_at,
+            Appointment.ends_at,
+        ).where(
+            Appointment.resident_id == resident.id, Appointment.starts_at < end, Appointment.ends_at > start
+        ),
+        sa.select(
+            sa.literal("block"),
+            BlockedPeriod.id,
+            BlockedPeriod.station_id,
+            no_id,
+            BlockedPeriod.starts_at,
+            BlockedPeriod.ends_at,
+        ).where(
+            BlockedPeriod.facility_id == resident.facility_id,
+            BlockedPeriod.starts_at < end,
+            BlockedPeriod.ends_at > start,
+            sa.or_(BlockedPeriod.unit_id.is_(None), BlockedPeriod.unit_id == resident.unit_id),
+        ),
+    ]
+    if station_ids:
+        parts.append(visits("station", Visit.station_id.in_(station_ids)))
+    if booth_ids:
+        parts.append(visits("booth", Visit.booth_station_id.in_(booth_ids)))
+    if visitor_ids:
+        party = sa.select(VisitParticipant.visit_id).where(VisitParticipant.visitor_id.in_(visitor_ids))
+        parts.append(visits("visitor", Visit.id.in_(party)))
+    by_station: dict[int, list[Busy]] = defaultdict(list)
+    found = _Occupied(defaultdict(BusyTimes), [], [], [], [], [])
+    for tag, ref, station_id, booth_id, starts_at, ends_at in session.execute(sa.union_all(*parts)):
+        busy = Busy(starts_at, ends_at, ref)
+        if tag in ("station", "booth"):
+            where = station_id if tag == "station" else booth_id
+            assert where is not None
+            by_station[where].append(busy)
+        elif tag == "resident":
+            found.resident.append(busy)
+        elif tag == "visitor":
+            found.visitors.append(busy)
+        elif tag == "appointment":
+            found.appointments.append(busy)
+        elif tag == "block":
+            found.blocks.append((busy, station_id))
+        else:  # kept apart: which station (so which room) they use
+            found.kept_apart.append(Busy(starts_at, ends_at, station_id))
     # Availability asks each station about every slot of two weeks: sorted, that is a binary search.
-    busy: dict[int, list[Busy]] = defaultdict(BusyTimes)
-    if not ids:
-        return busy
-    rows = session.execute(
-        sa.select(Visit.id, Visit.station_id, Visit.booth_station_id, Visit.starts_at, Visit.ends_at).where(
-            sa.or_(Visit.station_id.in_(ids), Visit.booth_station_id.in_(ids)),
-            Visit.starts_at < end,
-            Visit.ends_at > start,
-            _live(now),
-        )
-    ).all()
-    for visit_id, station_id, booth_id, starts_at, ends_at in rows:
-        busy[station_id].append(Busy(starts_at, ends_at, visit_id))
-        if booth_id is not None:
-            busy[booth_id].append(Busy(starts_at, ends_at, visit_id))
-    return busy
-
-
-def _resident_busy(
-    session: Session, resident_id: int, start: datetime, end: datetime, now: datetime
-) -> list[Busy]:
-    visits = session.execute(
-        sa.select(Visit.id, Visit.starts_at, Visit.ends_at).where(
-            Visit.resident_id == resident_id, Visit.starts_at < end, Visit.ends_at > start, _live(now)
-        )
-    ).all()
-    return [Busy(s, e, i) for i, s, e in visits]
-
-
-def _appointments(session: Session, resident_id: int, start: datetime, end: datetime) -> list[Busy]:
-    rows = session.execute(
-        sa.select(Appointment.id, Appointment.starts_at, Appointment.ends_at).where(
-            Appointment.resident_id == resident_id, Appointment.starts_at < end, Appointment.ends_at > start
-        )
-    ).all()
-    return [Busy(s, e, i) for i, s, e in rows]
-
-
-def _visitor_busy(
-    session: Session, visitor_ids: Sequence[int], start: datetime, end: datetime, now: datetime
-) -> list[Busy]:
-    if not visitor_ids:
-        return []
-    rows = session.execute(
-        sa.select(Visit.id, Visit.starts_at, Visit.ends_at)
-        .join(VisitParticipant, VisitParticipant.visit_id == Visit.id)
-        .where(
-            VisitParticipant.visitor_id.in_(visitor_ids),
-            Visit.starts_at < end,
-            Visit.ends_at > start,
-            _live(now),
-        )
-    ).all()
-    return [Busy(s, e, i) for i, s, e in rows]
-
-
-def _blocks(
-    session: Session, resident: Resident, start: datetime, end: datetime
-) -> list[tuple[Busy, int | None]]:
-    """Blocked periods that stop the resident's visits: facility-wide or their unit's; station blocks
-    come back with their station id and only take that station out."""
-    rows = (
-        session.execute(
-            sa.select(BlockedPeriod).where(
-                BlockedPeriod.facility_id == resident.facility_id,
-                BlockedPeriod.starts_at < end,
-                BlockedPeriod.ends_at > start,
-                sa.or_(BlockedPeriod.unit_id.is_(None), BlockedPeriod.unit_id == resident.unit_id),
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return [(Busy(b.starts_at, b.ends_at, b.id), b.station_id) for b in rows]
-
-
-def _keep_apart_rooms(
-    session: Session, resident_id: int, start: datetime, end: datetime, now: datetime
-) -> list[Busy]:
-    """Visits of residents who must be kept apart from this one, as (room via station) busy times."""
-    partners = (
-        session.execute(
-            sa.select(
-                sa.case(
-                    (KeepApart.resident_a_id == resident_id, KeepApart.resident_b_id),
-                    else_=KeepApart.resident_a_id,
-                )
-            ).where(sa.or_(KeepApart.resident_a_id == resident_id, KeepApart.resident_b_id == resident_id))
-        )
-        .scalars()
-        .all()
-    )
-    if not partners:
-        return []
-    rows = session.execute(
-        sa.select(Visit.station_id, Visit.starts_at, Visit.ends_at).where(
-            Visit.resident_id.in_(partners), Visit.starts_at < end, Visit.ends_at > start, _live(now)
-        )
-    ).all()
-    return [Busy(s, e, sid) for sid, s, e in rows]
+    found.by_station.update((station_id, BusyTimes(items)) for station_id, items in by_station.items())
+    return found
 
 
 def _rooms_busy_at(
@@ -496,16 +491,25 @@ def _load_world(
         for s in rules_.eligible_stations(every, group_id=g, resident_unit_id=resident.unit_id)
     ]
     booths = _stations(session, link_center_id=link_center_id) if link_center_id is not None else []
-    all_ids = [s.id for s in usable] + [b.id for b in booths]
+    occupied = _occupied(
+        session,
+        resident,
+        station_ids=[s.id for s in usable],
+        booth_ids=[b.id for b in booths],
+        visitor_ids=visitor_ids,
+        start=start,
+        end=end,
+        now=now,
+    )
     return _World(
         stations=usable,
         rooms={s.id: s.room for s in every},
-        busy_by_station=_busy_by_station(session, all_ids, start, end, now),
-        resident_busy=_resident_busy(session, resident.id, start, end, now),
-        appointments=_appointments(session, resident.id, start, end),
-        visitor_busy=_visitor_busy(session, visitor_ids, start, end, now),
-        blocks=_blocks(session, resident, start, end),
-        kept_apart=_keep_apart_rooms(session, resident.id, start, end, now),
+        busy_by_station=occupied.by_station,
+        resident_busy=occupied.resident,
+        appointments=occupied.appointments,
+        visitor_busy=occupied.visitors,
+        blocks=occupied.blocks,
+        kept_apart=occupied.kept_apart,
         booths=[b for b in booths if b.kind is StationKind.LINK_BOOTH],
     )
 
@@ -649,7 +653,10 @@ def availability(
             _forget(world, moving.id)
         used: dict[tuple[datetime, datetime], int] = {}
         # The allowance period is a matter of the local day: found once per day, not per slot.
-        period_of = {s.local_date: rules_.allowance_period(rules, s.starts_at) for s in slots}
+        period_of: dict[date, tuple[datetime, datetime]] = {}
+        for s in slots:
+            if s.local_date not in period_of:
+                period_of[s.local_date] = rules_.allowance_period(rules, s.starts_at)
         if kind is VisitKind.SOCIAL:
             periods = sorted(set(period_of.values()))
             used = _allowance_used_in(session, resident.id, periods, now)
