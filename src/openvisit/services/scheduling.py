@@ -790,8 +790,8 @@ def _book_in(
     replaces: int | None = None,
 ) -> BookedVisit:
     resident = _resident_for_booking(session, p, req.resident_id)
-    _lock(session, Resident, [resident.id])
-    session.refresh(resident)
+    # Locked and read again in one statement: what was read before the lock may be stale.
+    session.refresh(resident, with_for_update=True)
     if resident.status is not ResidentStatus.ACTIVE:
         raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
     facility = _facility(session, resident.facility_id)
@@ -816,7 +816,7 @@ def _book_in(
     slots = rules_.find_slots(templates, rules.zone, req.starts_at)
     slot = slots[0]
     lead, others, kinds = _members(session, resident.id, lead_id, req.visitor_ids, req.dependent_ids)
-    if p.visitor_id is not None and not by_staff:
+    if req.dependent_ids and p.visitor_id is not None and not by_staff:
         own = set(
             session.execute(sa.select(Dependent.id).where(Dependent.visitor_id == p.visitor_id)).scalars()
         )
