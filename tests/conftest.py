@@ -6,6 +6,7 @@ PostgreSQL); each test gets its own copy, so services commit for real and tests 
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import uuid
@@ -154,3 +155,11 @@ def client(ctx: AppContext) -> Iterator[TestClient]:
     app = create_app(ctx.settings, ctx=ctx)
     with TestClient(app, base_url="http://testserver") as test_client:
         yield test_client
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """A database connection dropped without being closed warns when it is garbage-collected; collecting
+    after every test makes that warning (an error here) fail the test that leaked it, not a later one."""
+    yield
+    gc.collect()
