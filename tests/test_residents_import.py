@@ -509,9 +509,11 @@ def test_a_release_cancels_future_visits(ctx: AppContext, world: World) -> None:
 def test_moves_between_units_transfers_out_and_readmission_are_audited(ctx: AppContext, world: World) -> None:
     u2 = _unit(ctx, world.place, "U2")
     moved = _import(ctx, _row(ctx, world, world.place, "U2", "active"))
-    assert (moved.updated, moved.visits_cancelled) == (1, 0)
+    # The visit was booked on a kiosk of the old unit: taking the resident there would need an escort.
+    assert (moved.updated, moved.visits_cancelled) == (1, 1)
     assert _resident_by(ctx, world.number).unit_id == u2
-    assert _visit(ctx, world.visit_id).status is VisitStatus.APPROVED
+    visit = _visit(ctx, world.visit_id)
+    assert (visit.status, visit.reason) == (VisitStatus.CANCELLED, "resident_moved")
     with ctx.db.read() as s:
         entry = s.execute(sa.select(AuditEntry).where(AuditEntry.action == "resident.moved")).scalar_one()
     assert (entry.object_id, entry.before, entry.after) == (
@@ -520,7 +522,7 @@ def test_moves_between_units_transfers_out_and_readmission_are_audited(ctx: AppC
         {"status": "active", "facility_id": world.place.facility_id, "unit_id": u2},
     )
     out = _import(ctx, _row(ctx, world, None, "", "transferred"))
-    assert (out.updated, out.visits_cancelled) == (1, 1)
+    assert (out.updated, out.visits_cancelled) == (1, 0)
     resident = _resident_by(ctx, world.number)
     assert (resident.status, resident.facility_id, resident.unit_id) == (
         ResidentStatus.TRANSFERRED,

@@ -51,6 +51,7 @@ CANCELLATION_REASONS: dict[str, str] = {
     "station_out_of_order": N_("Station out of order"),
     "resident_transferred": N_("The resident was transferred"),
     "resident_released": N_("The resident was released"),
+    "resident_moved": N_("The resident moved to another housing unit"),
     "appointment": N_("The resident has a court or medical appointment"),
     "hold_expired": N_("The held time expired"),
     "security": N_("Security"),

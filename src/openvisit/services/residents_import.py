@@ -31,7 +31,7 @@ from openvisit.domain.principal import Principal
 from openvisit.services import audit
 from openvisit.services.access import require_active
 from openvisit.services.context import AppContext, RequestMeta
-from openvisit.services.scheduling import apply_resident_status
+from openvisit.services.scheduling import apply_resident_status, cancel_visits_left_behind
 from openvisit.services.users import LANGUAGES
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -668,8 +668,12 @@ def _apply_plan(
         cancelled = apply_resident_status(session, p, resident, ResidentStatus.RELEASED, now, meta)
     elif plan.change is StatusChange.TRANSFER_OUT:
         cancelled = apply_resident_status(session, p, resident, ResidentStatus.TRANSFERRED, now, meta)
+    moved = "unit_id" in plan.fields and plan.fields["unit_id"] != resident.unit_id
     for name, value in plan.fields.items():
         setattr(resident, name, value)
+    if moved and plan.change is StatusChange.MOVE:
+        session.flush()
+        cancelled += cancel_visits_left_behind(session, p, resident, now, meta)
     if plan.change in (StatusChange.READMIT, StatusChange.MOVE):
         action = "resident.readmitted" if plan.change is StatusChange.READMIT else "resident.moved"
         session.flush()

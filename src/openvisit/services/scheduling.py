@@ -1910,3 +1910,23 @@ def cancel_future_visits(
             notify=visit.status is not VisitStatus.HELD,
         )
     return len(visits)
+
+
+def cancel_visits_left_behind(
+    session: Session, p: Principal, resident: Resident, now: datetime, meta: RequestMeta
+) -> int:
+    """After a resident moves to another unit, their future visits booked on a kiosk of the old unit
+    are cancelled (taking them there would mean an escort); visits in visiting rooms stay."""
+    old_kiosks = sa.select(Station.id).where(
+        Station.kind == StationKind.UNIT_KIOSK,
+        Station.facility_id == resident.facility_id,
+        sa.or_(Station.unit_id != resident.unit_id, sa.literal(resident.unit_id is None)),
+    )
+    return cancel_future_visits(
+        session,
+        p,
+        sa.and_(Visit.resident_id == resident.id, Visit.station_id.in_(old_kiosks)),
+        "resident_moved",
+        now,
+        meta,
+    )

@@ -8,8 +8,7 @@ from datetime import date, datetime, timedelta
 from babel.dates import format_date, format_time, get_timezone_location
 
 from openvisit.domain.errors import N_
-from openvisit.domain.scheduling import CANCELLATION_REASONS, REJECTION_REASONS
-from openvisit.domain.vetting import LINK_CANCELLATION_REASONS, LINK_REJECTION_REASONS
+from openvisit.notify.messages import reason_label as reason_label  # one renderer of reasons
 from openvisit.web.i18n import zone
 
 LABELS: dict[str, str] = {
@@ -90,22 +89,6 @@ def label_of(value: object) -> str:
     """The English label of an enum or stored value (itself when none is defined)."""
     key = str(getattr(value, "value", value))
     return LABELS.get(key, key)
-
-
-def reason_label(code: str | None) -> str:
-    """The English label of why a visit was cancelled or rejected, or a link refused, suspended or
-    revoked (the code itself when unknown)."""
-    if not code:
-        return ""
-    for labels in (
-        CANCELLATION_REASONS,
-        REJECTION_REASONS,
-        LINK_CANCELLATION_REASONS,
-        LINK_REJECTION_REASONS,
-    ):
-        if code in labels:
-            return labels[code]
-    return code
 
 
 # --- short times, for grids of times and calendars ---------------------------------------------------
