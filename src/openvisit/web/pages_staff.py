@@ -14,13 +14,12 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import Field
 
-from openvisit.db.models import Facility, SessionTemplate
-from openvisit.domain.enums import BlockKind, BookableBy, Role
+from openvisit.db.models import SessionTemplate
+from openvisit.domain.enums import BlockKind, BookableBy
 from openvisit.domain.errors import N_, DomainError, InvalidInput, NotFound
 from openvisit.domain.principal import Principal
 from openvisit.domain.scheduling import REJECTION_REASONS, check_local_time_exists
 from openvisit.services import queries, scheduling
-from openvisit.services.access import require_role
 from openvisit.services.scheduling import (
     BOOKING_STAFF_ROLES,
     DECIDING_ROLES,
@@ -32,6 +31,7 @@ from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, Id
 from openvisit.web.errors import STATUS_BY_KIND
 from openvisit.web.i18n import translate, zone
 from openvisit.web.labels import clock, long_day, medium_date, weekday_name, zone_label
+from openvisit.web.staff_facility import facility_choice, local_today, no_facility_page
 from openvisit.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -92,30 +92,6 @@ def _redirect(path: str, **params: object) -> RedirectResponse:
     return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
 
 
-def _facility_choice(
-    ctx: CtxDep, p: Principal, roles: Sequence[Role], facility_id: int | None
-) -> tuple[list[Facility], Facility | None]:
-    """The facilities where `p` holds one of `roles` (for the chooser) and the one asked for, or the
-    first. Someone without the roles is refused here; the service checks the facility again."""
-    require_role(p, *roles)
-    allowed = p.facilities_for(roles)
-    facilities = [f for f in queries.staff_facilities(ctx, p) if allowed is None or f.id in allowed]
-    if facility_id is None:
-        return facilities, facilities[0] if facilities else None
-    chosen = next((f for f in facilities if f.id == facility_id), None)
-    if chosen is None:
-        raise NotFound("facility.not_found", N_("No such facility."))
-    return facilities, chosen
-
-
-def _no_facility(request: Request, title: str) -> Response:
-    return render(request, "staff_no_facility.html", {"title": title})
-
-
-def _local_today(ctx: CtxDep, facility: Facility) -> date:
-    return ctx.clock().astimezone(zone(facility.timezone)).date()
-
-
 # --- calendar -----------------------------------------------------------------------------------
 
 
@@ -143,11 +119,11 @@ def calendar(
     facility_id: IdQuery = None,
     day: Annotated[date | None, Query(alias="date")] = None,
 ) -> Response:
-    facilities, facility = _facility_choice(ctx, principal, BOOKING_STAFF_ROLES, facility_id)
+    facilities, facility = facility_choice(ctx, principal, BOOKING_STAFF_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Calendar"))
+        return no_facility_page(request, N_("Calendar"))
     language = _language(request)
-    day = day or _local_today(ctx, facility)
+    day = day or local_today(ctx, facility)
     result = scheduling.calendar_day(ctx, principal, facility.id, day)
     tz = result.facility.timezone
     columns = [
@@ -192,9 +168,9 @@ def _requests_page(
     error: DomainError | None = None,
     error_visit_id: int | None = None,
 ) -> Response:
-    facilities, facility = _facility_choice(ctx, principal, DECIDING_ROLES, facility_id)
+    facilities, facility = facility_choice(ctx, principal, DECIDING_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Requests"))
+        return no_facility_page(request, N_("Requests"))
     entries = scheduling.pending_requests(ctx, principal, facility.id)
     shown = {e.visit.id for e in entries}
     return render(
@@ -298,9 +274,9 @@ def _templates_page(
     done: str | None = None,
     error: DomainError | None = None,
 ) -> Response:
-    facilities, facility = _facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
+    facilities, facility = facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Session templates"))
+        return no_facility_page(request, N_("Session templates"))
     language = _language(request)
     rows = scheduling.list_templates(ctx, principal, facility.id)
     layout = queries.facility_layout(ctx, principal, facility.id)
@@ -344,9 +320,9 @@ def _template_form(
     template_id: int | None = None,
     error: DomainError | None = None,
 ) -> Response:
-    _facilities, facility = _facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
+    _facilities, facility = facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Session templates"))
+        return no_facility_page(request, N_("Session templates"))
     language = _language(request)
     layout = queries.facility_layout(ctx, principal, facility.id)
     return render(
@@ -382,9 +358,9 @@ def edit_template_page(
     principal: CurrentPrincipal,
     facility_id: IdQuery = None,
 ) -> Response:
-    _facilities, facility = _facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
+    _facilities, facility = facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Session templates"))
+        return no_facility_page(request, N_("Session templates"))
     found = next(
         (
             (row, units)
@@ -553,9 +529,9 @@ def _blocks_page(
     values: dict[str, Any] | None = None,
     error: DomainError | None = None,
 ) -> Response:
-    facilities, facility = _facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
+    facilities, facility = facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Blocked periods"))
+        return no_facility_page(request, N_("Blocked periods"))
     blocks = scheduling.list_blocks(ctx, principal, facility.id)
     layout = queries.facility_layout(ctx, principal, facility.id)
     return render(

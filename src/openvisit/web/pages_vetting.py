@@ -16,7 +16,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import Field
 
-from openvisit.db.models import Facility
 from openvisit.domain.enums import ConnectionStatus, RestrictionKind
 from openvisit.domain.errors import N_, DomainError, InvalidInput, NotFound
 from openvisit.domain.principal import Principal
@@ -31,6 +30,7 @@ from openvisit.web.errors import STATUS_BY_KIND
 from openvisit.web.i18n import translate, zone
 from openvisit.web.labels import medium_date, reason_label, zone_label
 from openvisit.web.pages_registry import FormError
+from openvisit.web.staff_facility import facility_choice, local_today, no_facility_page
 from openvisit.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -94,30 +94,6 @@ def _redirect(path: str, **params: object) -> RedirectResponse:
     return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
 
 
-def _facility_choice(
-    ctx: AppContext, p: Principal, facility_id: int | None
-) -> tuple[list[Facility], Facility | None]:
-    """The facilities where `p` is a clerk or facility admin (for the chooser) and the one asked for,
-    or the first. Anyone else is refused here; the services check the facility again."""
-    require_role(p, *CLERK_ROLES)
-    allowed = p.facilities_for(CLERK_ROLES)
-    facilities = [f for f in queries.staff_facilities(ctx, p) if allowed is None or f.id in allowed]
-    if facility_id is None:
-        return facilities, facilities[0] if facilities else None
-    chosen = next((f for f in facilities if f.id == facility_id), None)
-    if chosen is None:
-        raise NotFound("facility.not_found", N_("No such facility."))
-    return facilities, chosen
-
-
-def _no_facility(request: Request, title: str) -> Response:
-    return render(request, "staff_no_facility.html", {"title": title})
-
-
-def _local_today(ctx: AppContext, facility: Facility) -> date:
-    return ctx.clock().astimezone(zone(facility.timezone)).date()
-
-
 # --- link requests and links --------------------------------------------------------------------
 
 
@@ -143,11 +119,11 @@ def _links_page(
     error_link_id: int | None = None,
     status: int = 200,
 ) -> Response:
-    facilities, facility = _facility_choice(ctx, principal, facility_id)
+    facilities, facility = facility_choice(ctx, principal, CLERK_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Link requests"))
+        return no_facility_page(request, N_("Link requests"))
     language = _language(request)
-    today = _local_today(ctx, facility)
+    today = local_today(ctx, facility)
     units = {u.id: u.name for u in queries.facility_layout(ctx, principal, facility.id).units}
 
     def cards(status: ConnectionStatus) -> list[LinkCard]:
@@ -296,7 +272,7 @@ def restrict_visitor(
 ) -> Response:
     """A ban or suspension of the visitor of a link card, at the facility of the page."""
     try:
-        _, facility = _facility_choice(ctx, principal, facility_id)
+        _, facility = facility_choice(ctx, principal, CLERK_ROLES, facility_id)
         assert facility is not None
         _, cancelled = vetting.add_restriction(
             ctx,
@@ -338,9 +314,9 @@ def _restrictions_page(
     status: int = 200,
     values: dict[str, str] | None = None,
 ) -> Response:
-    facilities, facility = _facility_choice(ctx, principal, facility_id)
+    facilities, facility = facility_choice(ctx, principal, CLERK_ROLES, facility_id)
     if facility is None:
-        return _no_facility(request, N_("Restrictions"))
+        return no_facility_page(request, N_("Restrictions"))
     return render(
         request,
         "vetting_restrictions.html",
