@@ -541,6 +541,11 @@ class Visit(Timestamped, Base):
         sa.Index("ix_visit_station_starts", "station_id", "starts_at"),
         sa.Index("ix_visit_resident_starts", "resident_id", "starts_at"),
         sa.Index("ix_visit_facility_starts", "facility_id", "starts_at"),
+        # "What is still to come on this station / for this resident": the scan starts at the window's
+        # beginning instead of walking the whole history before it.
+        sa.Index("ix_visit_station_ends", "station_id", "ends_at"),
+        sa.Index("ix_visit_resident_ends", "resident_id", "ends_at"),
+        sa.Index("ix_visit_booth_ends", "booth_station_id", "ends_at"),
         postgresql.ExcludeConstraint(
             ("station_id", "="),
             (sa.text("tstzrange(starts_at, ends_at)"), "&&"),
