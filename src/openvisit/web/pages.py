@@ -22,6 +22,7 @@ from openvisit.web.deps import (
     OptionalPrincipal,
     PendingPrincipal,
 )
+from openvisit.web.forms import error_status, see_other
 from openvisit.web.i18n import LANGUAGES, translate, zone
 from openvisit.web.templating import (
     CSRF_COOKIE,
@@ -51,17 +52,9 @@ def safe_next(target: str | None) -> str:
     return "/"
 
 
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 def _form_error(request: Request, exc: DomainError) -> dict[str, str | None]:
     language = str(getattr(request.state, "language", "en"))
     return {"code": exc.code, "message": translate(language, exc.message, exc.params), "field": exc.field}
-
-
-def _status_for(exc: DomainError) -> int:
-    return {"unauthenticated": 401, "throttled": 429, "forbidden": 403}.get(exc.kind, 400)
 
 
 # --- home ---------------------------------------------------------------------------------------
@@ -72,9 +65,9 @@ def home(request: Request, ctx: CtxDep, principal: OptionalPrincipal) -> Respons
     if principal is None:
         return render(request, "home.html")
     if principal.second_factor_pending:
-        return _redirect("/account/security")
+        return see_other("/account/security")
     if principal.kind is ActorKind.RESIDENT:
-        return _redirect("/station")
+        return see_other("/station")
     context: dict[str, object] = {}
     if principal.is_staff:
         context["facilities"] = queries.staff_facilities(ctx, principal)
@@ -87,7 +80,7 @@ def home(request: Request, ctx: CtxDep, principal: OptionalPrincipal) -> Respons
 
 @router.get("/language/{code}")
 def choose_language(request: Request, code: str, next: Annotated[str | None, Query()] = None) -> Response:
-    response = _redirect(safe_next(next))
+    response = see_other(safe_next(next))
     if code in LANGUAGES:
         set_cookie(request, response, LANGUAGE_COOKIE, code, max_age=YEAR)
     return response
@@ -99,7 +92,7 @@ def choose_language(request: Request, code: str, next: Annotated[str | None, Que
 @router.get("/login")
 def login_form(request: Request, principal: OptionalPrincipal, next: str | None = None) -> Response:
     if principal is not None and not principal.second_factor_pending:
-        return _redirect(safe_next(next))
+        return see_other(safe_next(next))
     return render(request, "login.html", {"next": safe_next(next), "email": ""})
 
 
@@ -126,11 +119,11 @@ def login_submit(
                 "next": safe_next(next),
                 "ask_totp": exc.code in ("auth.totp_required",) or bool(totp),
             },
-            status=_status_for(exc),
+            status=error_status(exc),
             headers=headers,
         )
     target = "/account/security" if result.principal.second_factor_pending else safe_next(next)
-    response = _redirect(target)
+    response = see_other(target)
     max_age = int((result.expires_at - ctx.clock()).total_seconds())
     set_cookie(request, response, SESSION_COOKIE, result.token, max_age=max_age)
     # A new CSRF seed at login: a token planted before login is worthless after it.
@@ -143,7 +136,7 @@ def logout(request: Request, ctx: CtxDep, meta: MetaDep) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         auth.logout(ctx, token, meta)
-    response = _redirect("/")
+    response = see_other("/")
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
     return response
@@ -192,9 +185,9 @@ def security_confirm(
                 "error": _form_error(request, exc),
                 "required": principal.is_staff,
             },
-            status=_status_for(exc),
+            status=error_status(exc),
         )
-    return _redirect("/")
+    return see_other("/")
 
 
 # --- stations -----------------------------------------------------------------------------------
@@ -209,7 +202,7 @@ def _station_cookie(request: Request) -> tuple[str, str] | None:
 @router.get("/station/login")
 def station_login_form(request: Request, principal: OptionalPrincipal) -> Response:
     if principal is not None and principal.kind is ActorKind.RESIDENT:
-        return _redirect("/station")
+        return see_other("/station")
     enrolled = _station_cookie(request)
     if enrolled is None:
         return render(request, "station_enrol.html", {"code": ""})
@@ -231,16 +224,16 @@ def station_enrol(
             request,
             "station_enrol.html",
             {"code": station_code, "error": _form_error(request, exc)},
-            status=_status_for(exc),
+            status=error_status(exc),
         )
-    response = _redirect("/station/login")
+    response = see_other("/station/login")
     set_cookie(request, response, STATION_COOKIE, f"{code}:{station_key}", max_age=YEAR, samesite="strict")
     return response
 
 
 @router.post("/station/forget", dependencies=[CsrfChecked])
 def station_forget(request: Request) -> Response:
-    response = _redirect("/station/login")
+    response = see_other("/station/login")
     response.delete_cookie(STATION_COOKIE, path="/")
     return response
 
@@ -255,7 +248,7 @@ def station_login_submit(
 ) -> Response:
     enrolled = _station_cookie(request)
     if enrolled is None:
-        return _redirect("/station/login")
+        return see_other("/station/login")
     try:
         result = auth.station_login(ctx, enrolled[0], enrolled[1], number, pin, meta, channel="cookie")
     except DomainError as exc:
@@ -263,9 +256,9 @@ def station_login_submit(
             request,
             "station_login.html",
             {"station_code": enrolled[0], "number": number, "error": _form_error(request, exc)},
-            status=_status_for(exc),
+            status=error_status(exc),
         )
-    response = _redirect("/station")
+    response = see_other("/station")
     max_age = int((result.expires_at - ctx.clock()).total_seconds())
     set_cookie(request, response, SESSION_COOKIE, result.token, max_age=max_age)
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -302,7 +295,7 @@ def station_home(request: Request, ctx: CtxDep, principal: CurrentPrincipal) -> 
 @router.post("/station/messages/read", dependencies=[CsrfChecked])
 def station_messages_read(ctx: CtxDep, principal: CurrentPrincipal) -> Response:
     delivery.mark_read(ctx, principal)
-    return _redirect("/station")
+    return see_other("/station")
 
 
 # --- staff --------------------------------------------------------------------------------------

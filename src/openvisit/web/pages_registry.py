@@ -14,7 +14,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
@@ -35,7 +35,7 @@ from openvisit.web.deps import (
     MetaDep,
     OptionalPrincipal,
 )
-from openvisit.web.errors import STATUS_BY_KIND
+from openvisit.web.forms import error_status, language_of, see_other
 from openvisit.web.i18n import translate
 from openvisit.web.labels import medium_date, reason_label, zone_label
 from openvisit.web.templating import render
@@ -98,10 +98,6 @@ LINKS_DONE: dict[str, str] = {
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _language(request: Request) -> str:
-    return str(getattr(request.state, "language", "en"))
-
-
 @dataclass(frozen=True)
 class FormError:
     """A refusal as a page shows it: beside `field` of the form called `form`, or above it."""
@@ -116,17 +112,9 @@ def _error(request: Request, form: str, exc: DomainError, fields: Sequence[str] 
     return FormError(
         form,
         exc.code,
-        translate(_language(request), exc.message, exc.params),
+        translate(language_of(request), exc.message, exc.params),
         exc.field if exc.field in fields else None,
     )
-
-
-def _status(exc: DomainError | None) -> int:
-    return STATUS_BY_KIND.get(exc.kind, 400) if exc is not None else 200
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 def _zones(language: str, ctx: AppContext, current: str | None = None) -> list[tuple[str, str]]:
@@ -218,7 +206,7 @@ def _register_page(
     *,
     error: DomainError | None = None,
 ) -> Response:
-    language = _language(request)
+    language = language_of(request)
     return render(
         request,
         "registry_register.html",
@@ -227,15 +215,15 @@ def _register_page(
             "zones": _zones(language, ctx),
             "error": _error(request, "register", error, REGISTER_FIELDS) if error else None,
         },
-        status=_status(error),
+        status=error_status(error),
     )
 
 
 @router.get("/register")
 def register_page(request: Request, ctx: CtxDep, principal: OptionalPrincipal) -> Response:
     if principal is not None and not principal.second_factor_pending:
-        return _redirect("/")
-    language = _language(request)
+        return see_other("/")
+    language = language_of(request)
     return _register_page(
         request,
         ctx,
@@ -284,7 +272,7 @@ def register(
     except DomainError as exc:
         return _register_page(request, ctx, values, error=exc)
     # The same page whether the address was new or already had an account (it is told so by email).
-    return _redirect("/register/sent")
+    return see_other("/register/sent")
 
 
 @router.get("/register/sent")
@@ -308,7 +296,7 @@ def confirm_email(
             request,
             "registry_confirmed.html",
             {"error": _error(request, "confirm", exc), "email": None},
-            status=_status(exc),
+            status=error_status(exc),
         )
     return render(request, "registry_confirmed.html", {"email": email, "error": None})
 
@@ -335,9 +323,9 @@ def forgot(
             request,
             "registry_forgot.html",
             {"email": email, "error": _error(request, "forgot", exc, ("email",))},
-            status=_status(exc),
+            status=error_status(exc),
         )
-    return _redirect("/password/sent")
+    return see_other("/password/sent")
 
 
 @router.get("/password/sent")
@@ -365,9 +353,9 @@ def reset(
             request,
             "registry_reset.html",
             {"token": token, "error": _error(request, "reset", exc, ("password", "token"))},
-            status=_status(exc),
+            status=error_status(exc),
         )
-    return _redirect("/password/changed")
+    return see_other("/password/changed")
 
 
 @router.get("/password/changed")
@@ -401,7 +389,7 @@ def _me_page(
 ) -> Response:
     me = registry.profile(ctx, principal)
     forms = forms or MeForms()
-    language = _language(request)
+    language = language_of(request)
     profile_values = forms.profile or {
         "last_name": me.visitor.last_name,
         "first_name": me.visitor.first_name,
@@ -461,10 +449,10 @@ def save_profile(
             ctx,
             principal,
             error=_error(request, "profile", exc, PROFILE_FIELDS),
-            status=_status(exc),
+            status=error_status(exc),
             forms=MeForms(profile=form.values()),
         )
-    return _redirect("/me?done=saved")
+    return see_other("/me?done=saved")
 
 
 @router.post("/me/confirmation", dependencies=[CsrfChecked])
@@ -473,9 +461,9 @@ def resend_confirmation(request: Request, ctx: CtxDep, principal: CurrentPrincip
         registry.resend_confirmation(ctx, principal)
     except DomainError as exc:
         return _me_page(
-            request, ctx, principal, error=_error(request, "confirmation", exc), status=_status(exc)
+            request, ctx, principal, error=_error(request, "confirmation", exc), status=error_status(exc)
         )
-    return _redirect("/me?done=sent")
+    return see_other("/me?done=sent")
 
 
 @router.post("/me/children", dependencies=[CsrfChecked])
@@ -505,10 +493,10 @@ def add_child(
             ctx,
             principal,
             error=_error(request, "child", exc, CHILD_FIELDS),
-            status=_status(exc),
+            status=error_status(exc),
             forms=MeForms(child=child),
         )
-    return _redirect("/me?done=child_added")
+    return see_other("/me?done=child_added")
 
 
 @router.post("/me/children/{dependent_id}/remove", dependencies=[CsrfChecked])
@@ -518,8 +506,10 @@ def remove_child(
     try:
         registry.remove_dependent(ctx, principal, dependent_id, meta)
     except DomainError as exc:
-        return _me_page(request, ctx, principal, error=_error(request, "children", exc), status=_status(exc))
-    return _redirect("/me?done=child_removed")
+        return _me_page(
+            request, ctx, principal, error=_error(request, "children", exc), status=error_status(exc)
+        )
+    return see_other("/me?done=child_removed")
 
 
 @router.post("/me/documents", dependencies=[CsrfChecked])
@@ -543,11 +533,11 @@ async def upload_document(
             ctx,
             principal,
             error=error,
-            status=_status(exc),
+            status=error_status(exc),
             forms=MeForms(kind=kind.value),
         )
         return response
-    return _redirect("/me?done=uploaded")
+    return see_other("/me?done=uploaded")
 
 
 # --- the people I visit -------------------------------------------------------------------------
@@ -565,7 +555,7 @@ def _links_page(
 ) -> Response:
     me = registry.profile(ctx, principal)
     rows = vetting.my_links(ctx, principal)
-    language = _language(request)
+    language = language_of(request)
     return render(
         request,
         "registry_links.html",
@@ -634,10 +624,10 @@ def ask_for_link(
             ctx,
             principal,
             error=_error(request, "link", exc, LINK_FIELDS),
-            status=_status(exc),
+            status=error_status(exc),
             values=values,
         )
-    return _redirect("/me/links?done=requested")
+    return see_other("/me/links?done=requested")
 
 
 def _link_request(

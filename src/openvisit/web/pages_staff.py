@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import Field
 
 from openvisit.db.models import SessionTemplate
@@ -28,7 +28,7 @@ from openvisit.services.scheduling import (
     TemplateInput,
 )
 from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
-from openvisit.web.errors import STATUS_BY_KIND
+from openvisit.web.forms import error_status, language_of, see_other
 from openvisit.web.i18n import translate, zone
 from openvisit.web.labels import clock, long_day, medium_date, weekday_name, zone_label
 from openvisit.web.staff_facility import facility_choice, local_today, no_facility_page
@@ -71,25 +71,12 @@ DONE_MESSAGES: dict[str, str] = {
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _language(request: Request) -> str:
-    return str(getattr(request.state, "language", "en"))
-
-
 def _form_error(request: Request, exc: DomainError, fields: Sequence[str] = ()) -> dict[str, str | None]:
     return {
         "code": exc.code,
-        "message": translate(_language(request), exc.message, exc.params),
+        "message": translate(language_of(request), exc.message, exc.params),
         "field": exc.field if exc.field in fields else None,
     }
-
-
-def _status(exc: DomainError) -> int:
-    return STATUS_BY_KIND.get(exc.kind, 400)
-
-
-def _redirect(path: str, **params: object) -> RedirectResponse:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
 
 
 # --- calendar -----------------------------------------------------------------------------------
@@ -122,7 +109,7 @@ def calendar(
     facilities, facility = facility_choice(ctx, principal, BOOKING_STAFF_ROLES, facility_id)
     if facility is None:
         return no_facility_page(request, N_("Calendar"))
-    language = _language(request)
+    language = language_of(request)
     day = day or local_today(ctx, facility)
     result = scheduling.calendar_day(ctx, principal, facility.id, day)
     tz = result.facility.timezone
@@ -186,7 +173,7 @@ def _requests_page(
             # A refusal about one request is shown in its row; one about a request no longer listed, above.
             "error_visit_id": error_visit_id if error_visit_id in shown else None,
         },
-        status=_status(error) if error else 200,
+        status=error_status(error) if error else 200,
     )
 
 
@@ -220,7 +207,7 @@ def decide(
         )
     except DomainError as exc:
         return _requests_page(request, ctx, principal, facility_id, error=exc, error_visit_id=visit_id)
-    return _redirect("/staff/requests", facility_id=facility_id, done="approved" if approve else "rejected")
+    return see_other("/staff/requests", facility_id=facility_id, done="approved" if approve else "rejected")
 
 
 # --- session templates --------------------------------------------------------------------------
@@ -277,7 +264,7 @@ def _templates_page(
     facilities, facility = facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
     if facility is None:
         return no_facility_page(request, N_("Session templates"))
-    language = _language(request)
+    language = language_of(request)
     rows = scheduling.list_templates(ctx, principal, facility.id)
     layout = queries.facility_layout(ctx, principal, facility.id)
     return render(
@@ -295,7 +282,7 @@ def _templates_page(
             "done_message": DONE_MESSAGES.get(done or ""),
             "error": _form_error(request, error) if error else None,
         },
-        status=_status(error) if error else 200,
+        status=error_status(error) if error else 200,
     )
 
 
@@ -323,7 +310,7 @@ def _template_form(
     _facilities, facility = facility_choice(ctx, principal, SCHEDULING_ROLES, facility_id)
     if facility is None:
         return no_facility_page(request, N_("Session templates"))
-    language = _language(request)
+    language = language_of(request)
     layout = queries.facility_layout(ctx, principal, facility.id)
     return render(
         request,
@@ -339,7 +326,7 @@ def _template_form(
             "form": values,
             "error": _form_error(request, error, TEMPLATE_FIELDS) if error else None,
         },
-        status=_status(error) if error else 200,
+        status=error_status(error) if error else 200,
     )
 
 
@@ -464,7 +451,7 @@ def create_template(
         scheduling.save_template(ctx, principal, facility_id, form.to_input(), meta)
     except DomainError as exc:
         return _template_form(request, ctx, principal, facility_id, form.values(), error=exc)
-    return _redirect("/staff/templates", facility_id=facility_id, done="saved")
+    return see_other("/staff/templates", facility_id=facility_id, done="saved")
 
 
 @router.post("/staff/templates/{template_id}/edit", dependencies=[CsrfChecked])
@@ -483,7 +470,7 @@ def update_template(
         return _template_form(
             request, ctx, principal, facility_id, form.values(), template_id=template_id, error=exc
         )
-    return _redirect("/staff/templates", facility_id=facility_id, done="saved")
+    return see_other("/staff/templates", facility_id=facility_id, done="saved")
 
 
 @router.post("/staff/templates/{template_id}/delete", dependencies=[CsrfChecked])
@@ -499,7 +486,7 @@ def delete_template(
         scheduling.delete_template(ctx, principal, template_id, meta)
     except DomainError as exc:
         return _templates_page(request, ctx, principal, facility_id, error=exc)
-    return _redirect("/staff/templates", facility_id=facility_id, done="deleted")
+    return see_other("/staff/templates", facility_id=facility_id, done="deleted")
 
 
 # --- blocked periods and lockdowns --------------------------------------------------------------
@@ -540,7 +527,7 @@ def _blocks_page(
         {
             "facilities": facilities,
             "facility": facility,
-            "zone_name": zone_label(ctx.clock(), _language(request), facility.timezone),
+            "zone_name": zone_label(ctx.clock(), language_of(request), facility.timezone),
             "blocks": blocks,
             "units": layout.units,
             "stations": layout.stations,
@@ -551,7 +538,7 @@ def _blocks_page(
             "form": values or _block_values(),
             "error": _form_error(request, error, BLOCK_FIELDS) if error else None,
         },
-        status=_status(error) if error else 200,
+        status=error_status(error) if error else 200,
     )
 
 
@@ -625,7 +612,7 @@ def create_block(
         )
     except DomainError as exc:
         return _blocks_page(request, ctx, principal, facility_id, values=values, error=exc)
-    return _redirect(
+    return see_other(
         "/staff/blocks",
         facility_id=facility_id,
         cancelled=outcome.cancelled_visits,
@@ -646,4 +633,4 @@ def lift_block(
         scheduling.delete_block(ctx, principal, block_id, meta)
     except DomainError as exc:
         return _blocks_page(request, ctx, principal, facility_id, error=exc)
-    return _redirect("/staff/blocks", facility_id=facility_id, done="lifted")
+    return see_other("/staff/blocks", facility_id=facility_id, done="lifted")

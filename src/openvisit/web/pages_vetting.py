@@ -10,10 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import Field
 
 from openvisit.domain.enums import ConnectionStatus, RestrictionKind
@@ -26,7 +25,7 @@ from openvisit.services.access import require_role
 from openvisit.services.context import AppContext
 from openvisit.services.vetting import CLERK_ROLES, QueueItem
 from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
-from openvisit.web.errors import STATUS_BY_KIND
+from openvisit.web.forms import error_status, language_of, see_other
 from openvisit.web.i18n import translate, zone
 from openvisit.web.labels import medium_date, reason_label, zone_label
 from openvisit.web.pages_registry import FormError
@@ -64,10 +63,6 @@ KEEP_APART_FIELDS = ("number_a", "number_b", "reason")
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _language(request: Request) -> str:
-    return str(getattr(request.state, "language", "en"))
-
-
 def _error(
     request: Request,
     form: str,
@@ -80,18 +75,9 @@ def _error(
     return FormError(
         form,
         exc.code,
-        translate(_language(request), exc.message, exc.params),
+        translate(language_of(request), exc.message, exc.params),
         name if name in fields else None,
     )
-
-
-def _status(exc: DomainError | None) -> int:
-    return STATUS_BY_KIND.get(exc.kind, 400) if exc is not None else 200
-
-
-def _redirect(path: str, **params: object) -> RedirectResponse:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)
 
 
 # --- link requests and links --------------------------------------------------------------------
@@ -122,7 +108,7 @@ def _links_page(
     facilities, facility = facility_choice(ctx, principal, CLERK_ROLES, facility_id)
     if facility is None:
         return no_facility_page(request, N_("Link requests"))
-    language = _language(request)
+    language = language_of(request)
     today = local_today(ctx, facility)
     units = {u.id: u.name for u in queries.facility_layout(ctx, principal, facility.id).units}
 
@@ -200,9 +186,9 @@ def decide_link(
             "requests",
             error=_error(request, f"decide-{link_id}", exc, ("reason",)),
             error_link_id=link_id,
-            status=_status(exc),
+            status=error_status(exc),
         )
-    return _redirect("/staff/links", facility_id=facility_id, done="approved" if approve else "rejected")
+    return see_other("/staff/links", facility_id=facility_id, done="approved" if approve else "rejected")
 
 
 @router.post("/staff/links/{link_id}/status", dependencies=[CsrfChecked])
@@ -230,10 +216,10 @@ def change_link(
             "approved",
             error=_error(request, f"status-{link_id}", exc, ("reason",)),
             error_link_id=link_id,
-            status=_status(exc),
+            status=error_status(exc),
         )
     done = "reinstated" if status is ConnectionStatus.APPROVED else status.value
-    return _redirect(
+    return see_other(
         "/staff/links", facility_id=facility_id, view="approved", done=done, cancelled=cancelled or None
     )
 
@@ -293,9 +279,9 @@ def restrict_visitor(
             view,
             error=_error(request, f"restrict-{link_id}", exc, RESTRICTION_FIELDS),
             error_link_id=link_id,
-            status=_status(exc),
+            status=error_status(exc),
         )
-    return _redirect(
+    return see_other(
         "/staff/links", facility_id=facility_id, view=view, done="restricted", cancelled=cancelled or None
     )
 
@@ -365,9 +351,9 @@ def lift_restriction(
         vetting.lift_restriction(ctx, principal, restriction_id, meta)
     except DomainError as exc:
         return _restrictions_page(
-            request, ctx, principal, facility_id, error=_error(request, "lift", exc), status=_status(exc)
+            request, ctx, principal, facility_id, error=_error(request, "lift", exc), status=error_status(exc)
         )
-    return _redirect("/staff/restrictions", facility_id=facility_id, done="lifted")
+    return see_other("/staff/restrictions", facility_id=facility_id, done="lifted")
 
 
 def _resident_id(ctx: AppContext, p: Principal, facility_id: int, number: str, field: str) -> int:
@@ -403,10 +389,10 @@ def keep_apart(
             principal,
             facility_id,
             error=_error(request, "keep_apart", exc, KEEP_APART_FIELDS, renamed),
-            status=_status(exc),
+            status=error_status(exc),
             values={"number_a": number_a, "number_b": number_b, "reason": reason},
         )
-    return _redirect("/staff/restrictions", facility_id=facility_id, done="kept_apart")
+    return see_other("/staff/restrictions", facility_id=facility_id, done="kept_apart")
 
 
 @router.post("/staff/alerts", dependencies=[CsrfChecked])
@@ -430,11 +416,11 @@ def resident_alert(
             principal,
             facility_id,
             error=_error(request, "alert", exc, ("number", "note")),
-            status=_status(exc),
+            status=error_status(exc),
             values={"number": number, "note": note},
         )
     done = "alert_set" if action == "set" else "alert_cleared"
-    return _redirect("/staff/restrictions", facility_id=facility_id, done=done)
+    return see_other("/staff/restrictions", facility_id=facility_id, done=done)
 
 
 # --- attorneys ----------------------------------------------------------------------------------
@@ -451,7 +437,7 @@ def _attorneys_page(
 ) -> Response:
     require_role(principal, *CLERK_ROLES)
     claims = vetting.attorney_queue(ctx, principal)
-    language = _language(request)
+    language = language_of(request)
     if error is not None and error.form not in {f"attorney-{v.id}" for _a, v, _e in claims}:
         error = FormError("page", error.code, error.message, None)
     return render(
@@ -493,6 +479,10 @@ def verify_attorney(
         vetting.verify_attorney(ctx, principal, visitor_id, meta, approve=approve, note=note.strip())
     except DomainError as exc:
         return _attorneys_page(
-            request, ctx, principal, error=_error(request, f"attorney-{visitor_id}", exc), status=_status(exc)
+            request,
+            ctx,
+            principal,
+            error=_error(request, f"attorney-{visitor_id}", exc),
+            status=error_status(exc),
         )
-    return _redirect("/staff/attorneys", done="verified" if approve else "rejected")
+    return see_other("/staff/attorneys", done="verified" if approve else "rejected")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import AwareDatetime, Field
 
 from openvisit.domain import scheduling as rules
@@ -27,7 +27,7 @@ from openvisit.domain.principal import Principal
 from openvisit.services import queries, scheduling
 from openvisit.services.scheduling import Availability, BookingRequest
 from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
-from openvisit.web.errors import STATUS_BY_KIND
+from openvisit.web.forms import error_status, language_of, see_other
 from openvisit.web.i18n import format_both, translate, zone
 from openvisit.web.labels import clock, long_day, reason_label, short_day, zone_label
 from openvisit.web.templating import render
@@ -51,24 +51,12 @@ DONE_MESSAGES: dict[str, str] = {
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _language(request: Request) -> str:
-    return str(getattr(request.state, "language", "en"))
-
-
 def _form_error(request: Request, exc: DomainError) -> dict[str, str | None]:
     return {
         "code": exc.code,
-        "message": translate(_language(request), exc.message, exc.params),
+        "message": translate(language_of(request), exc.message, exc.params),
         "field": exc.field,
     }
-
-
-def _status(exc: DomainError) -> int:
-    return STATUS_BY_KIND.get(exc.kind, 400)
-
-
-def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 def _require_visitor(principal: Principal) -> None:
@@ -197,9 +185,9 @@ def _visits_page(
             },
             "done_message": DONE_MESSAGES.get(done or ""),
             "error": _form_error(request, error) if error else None,
-            "reason": lambda code: translate(_language(request), reason_label(code)),
+            "reason": lambda code: translate(language_of(request), reason_label(code)),
         },
-        status=_status(error) if error else 200,
+        status=error_status(error) if error else 200,
     )
 
 
@@ -221,7 +209,7 @@ def cancel(
         scheduling.cancel_visit(ctx, principal, visit_id, meta)
     except DomainError as exc:
         return _visits_page(request, ctx, principal, error=exc)
-    return _redirect("/visits?done=cancelled")
+    return see_other("/visits?done=cancelled")
 
 
 # --- choosing a time ----------------------------------------------------------------------------
@@ -248,7 +236,7 @@ def _book_page(
     chosen_dependents: frozenset[int] = frozenset(),
 ) -> Response:
     _require_visitor(principal)
-    language = _language(request)
+    language = language_of(request)
     approved = [
         c for c in queries.my_connections(ctx, principal) if c.connection.status is ConnectionStatus.APPROVED
     ]
@@ -310,7 +298,7 @@ def _book_page(
             )
     if error is not None:
         context["error"] = _form_error(request, error)
-        status = _status(error)
+        status = error_status(error)
     return render(request, "visits_book.html", context, status=status)
 
 
@@ -360,7 +348,7 @@ def hold(
     except DomainError as exc:
         choice = BookingChoice(resident_id, kind, mode, link_center_id, first_day)
         return _book_page(request, ctx, principal, choice, error=exc, chosen_dependents=frozenset(children))
-    return _redirect(f"/visits/{booked.visit.id}/confirm")
+    return see_other(f"/visits/{booked.visit.id}/confirm")
 
 
 # --- confirming a held time ---------------------------------------------------------------------
@@ -379,7 +367,7 @@ def _confirm_page(
     )
     if not held and not expired and error is None:
         # Already confirmed (a second click, the back button) or not this person's hold: show the list.
-        return _redirect("/visits")
+        return see_other("/visits")
     again = {"resident_id": visit.resident_id, "mode": visit.mode.value, "kind": visit.kind.value}
     if visit.link_center_id is not None:
         again["link_center_id"] = visit.link_center_id
@@ -393,7 +381,7 @@ def _confirm_page(
             "again_url": f"/visits/book?{urlencode(again)}",
             "error": _form_error(request, error) if error else None,
         },
-        status=_status(error) if error else 200,
+        status=error_status(error) if error else 200,
     )
 
 
@@ -411,7 +399,7 @@ def confirm(
     except DomainError as exc:
         return _confirm_page(request, ctx, principal, visit_id, error=exc)
     done = "requested" if visit.status is VisitStatus.REQUESTED else "booked"
-    return _redirect(f"/visits?done={done}")
+    return see_other(f"/visits?done={done}")
 
 
 @router.post("/visits/{visit_id}/release", dependencies=[CsrfChecked])
@@ -430,7 +418,7 @@ def release(
     }
     if visit.link_center_id is not None:
         again["link_center_id"] = visit.link_center_id
-    return _redirect(f"/visits/book?{urlencode(again)}")
+    return see_other(f"/visits/book?{urlencode(again)}")
 
 
 # --- rescheduling -------------------------------------------------------------------------------
@@ -446,7 +434,7 @@ def _reschedule_page(
     error: DomainError | None = None,
 ) -> Response:
     _require_visitor(principal)
-    language = _language(request)
+    language = language_of(request)
     details = queries.visit_details(ctx, principal, visit_id)
     visit = details.visit
     context: dict[str, Any] = {
@@ -485,7 +473,7 @@ def _reschedule_page(
             )
     if error is not None:
         context["error"] = _form_error(request, error)
-        status = _status(error)
+        status = error_status(error)
     return render(request, "visits_reschedule.html", context, status=status)
 
 
@@ -515,4 +503,4 @@ def reschedule(
         scheduling.reschedule_visit(ctx, principal, visit_id, starts_at, meta)
     except DomainError as exc:
         return _reschedule_page(request, ctx, principal, visit_id, first_day, error=exc)
-    return _redirect("/visits?done=moved")
+    return see_other("/visits?done=moved")
