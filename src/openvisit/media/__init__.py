@@ -1,0 +1,1 @@
+"""Media engines: the interface (engine.py), the embedded aiortc engine and the recorder."""
