@@ -106,6 +106,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=12 * 1024 * 1024, ge=1024)
     """Largest request body accepted (uploads of ID documents are at most 10 MB)."""
 
+    media_engine: Literal["aiortc", "none"] = "aiortc"
+    """What carries live visits: the embedded aiortc engine, or none (the site runs without video)."""
+
+    media_workers: int = Field(default=2, ge=0, le=64)
+    """Processes the aiortc engine runs visits in (0: one thread of the server process instead)."""
+
+    ice_servers: list[str] = Field(default_factory=list)
+    """STUN/TURN addresses handed to browsers and used by the engine (none: host candidates only)."""
+
+    join_early_minutes: int = Field(default=10, ge=0, le=60)
+    """How long before the start participants may join."""
+
+    recording_retention_days: int = Field(default=90, ge=1)
+    """How long recordings are kept unless flagged for an investigation."""
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.mode != "development" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
