@@ -103,10 +103,11 @@ test: install
 	gate() { local name="$$1"; shift; echo "==> $$name" >&2; "$$@" || failed+=("$$name"); }
 	gate "lock" $(MAKE) --no-print-directory lock-check
 	gate "lint" $(MAKE) --no-print-directory lint
+	chromium="$$(scripts/ensure-chromium.sh)"
 	pg_url="$$(PYTHON=$(BIN)/python scripts/ensure-postgres.sh)"
 	trap 'scripts/ensure-postgres.sh --stop' EXIT
 	gate "pytest (SQLite and $$pg_url)" \
-		env OPENVISIT_TEST_PG_URL="$$pg_url" $(BIN)/pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
+		env OPENVISIT_TEST_PG_URL="$$pg_url" OPENVISIT_CHROMIUM="$$chromium" $(BIN)/pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
 	(( $${#failed[@]} == 0 )) || { echo "FAILED: $${failed[*]}" >&2; exit 1; }
 
 lint: install
@@ -123,9 +124,10 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	@pg_url="$$(PYTHON=$(BIN)/python scripts/ensure-postgres.sh)"
+	@chromium="$$(scripts/ensure-chromium.sh)"
+	pg_url="$$(PYTHON=$(BIN)/python scripts/ensure-postgres.sh)"
 	trap 'scripts/ensure-postgres.sh --stop' EXIT
-	OPENVISIT_BENCH_PG_URL="$$pg_url" $(BIN)/python -m benchmarks
+	OPENVISIT_BENCH_PG_URL="$$pg_url" OPENVISIT_CHROMIUM="$$chromium" $(BIN)/python -m benchmarks
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist
