@@ -13,6 +13,7 @@ UV_VERSION := 0.13.9
 LOCK_DIR := requirements
 LOCKS := $(LOCK_DIR)/base.lock $(LOCK_DIR)/dev.lock
 STAMP := $(VENV)/.installed
+AXE := node_modules/axe-core/axe.min.js
 LOCALES := src/openvisit/web/locales
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -48,6 +49,12 @@ $(STAMP): $(BIN)/python $(LOCK_DIR)/dev.lock pyproject.toml
 	touch $@
 
 venv install: $(STAMP)
+
+# axe-core (npm registry, pinned in package-lock.json) is injected into pages by the accessibility tests.
+$(AXE): package.json package-lock.json
+	command -v npm >/dev/null || scripts/ensure-debian-packages.sh nodejs npm
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # The app compiles the .po catalogs in memory; this only brings new messages into them.
 messages: $(STAMP)
@@ -98,7 +105,7 @@ run: install
 # --- checks --------------------------------------------------------------------------------------
 
 # Every gate runs even when an earlier one fails, so one run shows every problem; any failure fails.
-test: install
+test: install $(AXE)
 	@failed=()
 	gate() { local name="$$1"; shift; echo "==> $$name" >&2; "$$@" || failed+=("$$name"); }
 	gate "lock" $(MAKE) --no-print-directory lock-check
