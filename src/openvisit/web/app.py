@@ -18,7 +18,16 @@ from openvisit import __version__
 from openvisit.services import delivery, scheduling
 from openvisit.services.context import AppContext, Clock, utc_now
 from openvisit.settings import Settings
-from openvisit.web import api, errors, pages, pages_registry, pages_staff, pages_vetting, pages_visits
+from openvisit.web import (
+    api,
+    errors,
+    pages,
+    pages_live,
+    pages_registry,
+    pages_staff,
+    pages_vetting,
+    pages_visits,
+)
 from openvisit.web.middleware import BodyLimit, LanguageGuess, SecurityHeaders
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -109,6 +118,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | 
     app.include_router(pages_staff.router)
     app.include_router(pages_registry.router)
     app.include_router(pages_vetting.router)
+    app.include_router(pages_live.router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Outermost first: the language is known before anything can fail, headers go on everything.
