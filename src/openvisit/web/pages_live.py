@@ -20,6 +20,7 @@ from openvisit.domain.enums import ActorKind, ParticipantRole, Role, VisitMode, 
 from openvisit.domain.errors import N_, Forbidden
 from openvisit.domain.principal import Principal
 from openvisit.services import queries
+from openvisit.services.context import AppContext
 from openvisit.services.queries import VisitDetails
 from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, IdQuery
 from openvisit.web.forms import language_of
@@ -47,7 +48,7 @@ CALL_TEXT: dict[str, str] = {
     "hintFailed": N_("The server could not be reached. Check your internet connection."),
     "acceptRules": N_("Please accept the rules to join."),
     "notOpenYet": N_("You can join from %(time)s."),
-    "over": N_("This visit is over."),
+    "over": N_("The time for joining this visit is over."),
     "connecting": N_("Connecting…"),
     "waitingPeer": N_("Waiting for the other side to join."),
     "peerHere": N_("The other side is here."),
@@ -129,7 +130,7 @@ def _install_template_helpers() -> None:
     environment().globals["live_join_open"] = join_open
 
 
-def _is_lead(ctx: CtxDep, principal: Principal, visit: Visit) -> bool:
+def _is_lead(ctx: AppContext, principal: Principal, visit: Visit) -> bool:
     """Whether `principal` is the visit's lead visitor: the one who joins a visit from home."""
     with ctx.db.read() as session:
         role = session.execute(
