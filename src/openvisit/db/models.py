@@ -666,7 +666,7 @@ class Recording(Base):
 
 
 class AccessLog(Base):
-    """Every playback or download of a recording, by whom and when."""
+    """Every playback or download of a recording: by whom, when, from which address and browser."""
 
     __tablename__ = "access_log"
 
@@ -676,6 +676,7 @@ class AccessLog(Base):
     at: Mapped[datetime]
     action: Mapped[str] = mapped_column(sa.String(32))
     ip: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(300))
 
 
 class Notification(Base):

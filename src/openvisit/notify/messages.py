@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from openvisit.domain.errors import N_
+from openvisit.domain.live import FAILURE_REASONS, TERMINATION_REASONS
 from openvisit.domain.scheduling import CANCELLATION_REASONS, REJECTION_REASONS
 from openvisit.domain.vetting import LINK_CANCELLATION_REASONS, LINK_REJECTION_REASONS
 from openvisit.i18n import DEFAULT_LANGUAGE, LANGUAGES, format_when, same_offset, translate
@@ -29,6 +30,7 @@ VISIT_TEMPLATES = frozenset(
         "visit_rejected",
         "visit_reminder_24h",
         "visit_reminder_15m",
+        "visit_failed",
     }
 )
 """Templates about one visit; their payload is `services.outbox.visit_payload`."""
@@ -53,6 +55,7 @@ _SUBJECTS: dict[str, str] = {
     "visit_rejected": N_("Visit request rejected: %(when)s"),
     "visit_reminder_24h": N_("Reminder: visit on %(when)s"),
     "visit_reminder_15m": N_("Your visit starts soon: %(when)s"),
+    "visit_failed": N_("Visit cut short: %(when)s"),
 }
 _TO_VISITOR: dict[str, str] = {
     "visit_booked": N_("Your visit with %(resident)s is booked."),
@@ -67,6 +70,10 @@ _TO_VISITOR: dict[str, str] = {
     "visit_reminder_15m": N_(
         "Your visit with %(resident)s starts soon. You can join from %(minutes)s minutes before the start."
     ),
+    "visit_failed": N_(
+        "Your visit with %(resident)s was cut short by a problem on our side. It does not count toward the "
+        "visits allowed, and you may book a new time with priority."
+    ),
 }
 _TO_RESIDENT: dict[str, str] = {
     "visit_booked": N_("A visit has been booked for you."),
@@ -76,6 +83,7 @@ _TO_RESIDENT: dict[str, str] = {
     "visit_rejected": N_("A visit request for you was not approved."),
     "visit_reminder_24h": N_("A reminder: you have a visit."),
     "visit_reminder_15m": N_("Your visit starts soon. Please come to the station."),
+    "visit_failed": N_("A visit was cut short by a technical problem. It does not count toward your visits."),
 }
 
 _SOMEONE = N_("the person you visit")
@@ -96,6 +104,7 @@ _CALENDAR_EARLIER_HINT = N_(
     "The attached cancellation removes the earlier time of this visit from your calendar."
 )
 _YOUR_VISITS = N_("Your visits")
+_BOOK_AGAIN = N_("Book a new time")
 _SIGNATURE = N_("OpenVisit: visits to people in prison")
 _MINUTES = N_("%(minutes)s minutes")
 _REASON_LINE = N_("%(subject)s. Reason: %(reason)s")
@@ -233,6 +242,8 @@ def reason_label(code: str | None) -> str:
         REJECTION_REASONS,
         LINK_CANCELLATION_REASONS,
         LINK_REJECTION_REASONS,
+        TERMINATION_REASONS,
+        FAILURE_REASONS,
     ):
         if code in labels:
             return labels[code]
@@ -290,14 +301,14 @@ def _visit_body(
         if facts.facility_name:
             rows.append((t(_ROW_FACILITY), facts.facility_name))
     reason = ""
-    if template in ("visit_cancelled", "visit_rejected"):
+    if template in ("visit_cancelled", "visit_rejected", "visit_failed"):
         reason = t(reason_label(str(payload.get("reason") or "other")))
         rows.append((t(_ROW_REASON), reason))
     note = str(payload.get("note") or "").strip()[:1000]
     if note:
         rows.append((t(_ROW_NOTE), note))
     paragraphs: list[str] = []
-    if template not in ("visit_cancelled", "visit_rejected"):
+    if template not in ("visit_cancelled", "visit_rejected", "visit_failed"):
         paragraphs.append(t(_LEGAL_NOTICE if legal else _SOCIAL_NOTICE))
     if payload.get("rebook_facility_id") and not at_station:
         paragraphs.append(t(_REBOOK))
@@ -308,6 +319,9 @@ def _visit_body(
     if not at_station and template in WITHDRAWING_TEMPLATES and facts.calendar_generation > 0:
         paragraphs.append(t(_CALENDAR_EARLIER_HINT))
     link = None if at_station else (t(_YOUR_VISITS), f"{base_url.rstrip('/')}/visits")
+    rebook = payload.get("rebook_path")
+    if template == "visit_failed" and not at_station and isinstance(rebook, str) and rebook.startswith("/"):
+        link = (t(_BOOK_AGAIN), f"{base_url.rstrip('/')}{rebook}")
     short = t(_REASON_LINE, subject=subject, reason=reason) if reason else subject
     return subject, _Body(lead, rows, paragraphs, link, where), short
 
