@@ -7,18 +7,30 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from openvisit.db.models import Visit
-from openvisit.domain.enums import ConnectionStatus, Role, VisitKind, VisitStatus
+from openvisit.db.models import AccessLog, AuditEntry, Recording, Station, Visit, VisitParticipant
+from openvisit.domain.enums import (
+    ConnectionStatus,
+    ParticipantRole,
+    RecordingStatus,
+    Role,
+    StationKind,
+    VisitKind,
+    VisitMode,
+    VisitStatus,
+)
 from openvisit.services.context import AppContext
 from tests.conftest import FrozenClock
 from tests.factories import (
     Place,
     connect,
+    make_dependent,
     make_facility,
+    make_link_center,
     make_resident,
     make_staff,
     make_visit,
@@ -233,3 +245,212 @@ def test_monitoring_wall_for_officers_only(client: TestClient, ctx: AppContext, 
     client.cookies.clear()
     login(client, clerk, totp=totp_now(clerk_secret, clock.now))
     assert client.get("/staff/monitor").status_code == 403
+
+
+# --- the link center ----------------------------------------------------------------------------
+
+
+def _center_visit(ctx: AppContext, clock: FrozenClock, starts_in: timedelta) -> tuple[Place, int, int, int]:
+    """A link-center visit (booth B1 of a new center) with its lead visitor and a child; returns the
+    place, the center, the booth and the visit."""
+    place, resident_id, _, visitor_id, _ = _family(ctx)
+    center_id = make_link_center(ctx)
+    with ctx.db.write() as s:
+        booth = Station(
+            code=f"B-{center_id}", name="Booth 1", kind=StationKind.LINK_BOOTH, link_center_id=center_id
+        )
+        s.add(booth)
+        s.flush()
+        booth_id = booth.id
+    visit_id = _visit_at(
+        ctx,
+        place,
+        resident_id,
+        visitor_id,
+        clock.now + starts_in,
+        mode=VisitMode.LINK_CENTER,
+        link_center_id=center_id,
+        booth_station_id=booth_id,
+    )
+    child = make_dependent(ctx, visitor_id, resident_id)
+    with ctx.db.write() as s:
+        s.add(VisitParticipant(visit_id=visit_id, dependent_id=child, role=ParticipantRole.DEPENDENT))
+    return place, center_id, booth_id, visit_id
+
+
+def test_operator_checks_the_party_in_then_the_booth_starts(
+    client: TestClient, ctx: AppContext, clock: FrozenClock
+) -> None:
+    _place, center_id, booth_id, visit_id = _center_visit(ctx, clock, timedelta(minutes=20))
+    operator, secret = make_staff(ctx, Role.LINK_OPERATOR, link_center_id=center_id)
+    assert secret is not None
+    login(client, operator, totp=totp_now(secret, clock.now))
+
+    page = client.get("/staff/checkin")
+    assert page.status_code == 200
+    assert "Иванова Анна" in page.text and "Иванова Дарья" in page.text
+    assert "1980-01-01" in page.text, "the date of birth to check against the ID"
+    assert "Check-in opens at" in page.text and f'action="/staff/checkin/{visit_id}"' not in page.text
+    booth = client.get(f"/staff/booth?station_id={booth_id}").text
+    assert "Waiting for the operator to check the party in." in booth
+
+    clock.advance(minutes=11)
+    page = client.get("/staff/checkin")
+    assert f'action="/staff/checkin/{visit_id}"' in page.text
+    # The box saying the IDs were checked is required, by the browser and by the server.
+    refused = post_form(
+        client, f"/staff/checkin/{visit_id}", {"link_center_id": str(center_id)}, page="/staff/checkin"
+    )
+    assert refused.status_code == 400
+    assert "Check every adult&#39;s ID document in person first" in refused.text
+    done = post_form(
+        client,
+        f"/staff/checkin/{visit_id}",
+        {"link_center_id": str(center_id), "id_checked": "1"},
+        page="/staff/checkin",
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/staff/checkin?link_center_id={center_id}&done=checked_in"
+    with ctx.db.read() as s:
+        checked = (
+            s.execute(sa.select(VisitParticipant.checked_in_at).where(VisitParticipant.visit_id == visit_id))
+            .scalars()
+            .all()
+        )
+    assert len(checked) == 2 and all(at == clock.now for at in checked)
+
+    booth = client.get(f"/staff/booth?station_id={booth_id}").text
+    assert f'href="/staff/booth/visits/{visit_id}"' in booth
+    call = client.get(f"/staff/booth/visits/{visit_id}")
+    assert call.status_code == 200
+    config = _config(call.text)
+    assert config["side"] == "visitor" and config["socket"] == f"/ws/visits/{visit_id}"
+    assert 'class="live-call station"' in call.text
+
+
+def test_booth_shows_itself_on_an_enrolled_screen_and_others_see_nothing(
+    client: TestClient, ctx: AppContext, clock: FrozenClock
+) -> None:
+    _place, center_id, _, visit_id = _center_visit(ctx, clock, timedelta(minutes=5))
+    operator, secret = make_staff(ctx, Role.LINK_OPERATOR, link_center_id=center_id)
+    assert secret is not None
+    login(client, operator, totp=totp_now(secret, clock.now))
+    assert "Choose the booth this screen stands in." in client.get("/staff/booth").text
+    client.cookies.set("ov_station", f"B-{center_id}:some-key")
+    assert f"/staff/booth/visits/{visit_id}" not in client.get("/staff/booth").text  # not checked in
+    assert "Waiting for the operator" in client.get("/staff/booth").text
+
+    elsewhere = make_link_center(ctx)
+    other, other_secret = make_staff(ctx, Role.LINK_OPERATOR, link_center_id=elsewhere)
+    assert other_secret is not None
+    client.cookies.clear()
+    login(client, other, totp=totp_now(other_secret, clock.now))
+    assert client.get(f"/staff/checkin?link_center_id={center_id}").status_code == 404
+    assert f"visit-{visit_id}" not in client.get("/staff/checkin").text
+    assert client.get(f"/staff/booth/visits/{visit_id}").status_code == 404
+    refused = post_form(client, f"/staff/checkin/{visit_id}", {"id_checked": "1"}, page="/staff/checkin")
+    assert refused.status_code == 404
+
+
+# --- recordings ---------------------------------------------------------------------------------
+
+
+def _recording(ctx: AppContext, clock: FrozenClock, visit_id: int, path: Path) -> int:
+    path.write_bytes(b"\x1aE\xdf\xa3" + bytes(2000))
+    with ctx.db.write() as s:
+        rec = Recording(
+            visit_id=visit_id,
+            visit_kind=VisitKind.SOCIAL,
+            status=RecordingStatus.FINALISED,
+            path=str(path),
+            sha256="ab" * 32,
+            bytes=2004,
+            duration_seconds=754.0,
+            started_at=clock.now,
+            finalised_at=clock.now,
+            retain_until=clock.now + timedelta(days=90),
+        )
+        s.add(rec)
+        s.flush()
+        return rec.id
+
+
+def test_investigator_finds_plays_and_flags_a_recording(
+    client: TestClient, ctx: AppContext, clock: FrozenClock, tmp_path: Path
+) -> None:
+    place, resident_id, _, visitor_id, number = _family(ctx)
+    visit_id = _visit_at(
+        ctx, place, resident_id, visitor_id, clock.now - timedelta(hours=1), status=VisitStatus.COMPLETED
+    )
+    recording_id = _recording(ctx, clock, visit_id, tmp_path / "visit.mkv")
+    investigator, secret = make_staff(ctx, Role.INVESTIGATOR, facility_id=place.facility_id)
+    assert secret is not None
+    login(client, investigator, totp=totp_now(secret, clock.now))
+
+    found = client.get(f"/staff/recordings?q={number}&from=2026-03-02")
+    assert found.status_code == 200
+    assert f'href="/staff/recordings/{recording_id}"' in found.text
+    assert "0:12:34" in found.text
+    assert (
+        f'href="/staff/recordings/{recording_id}"'
+        not in client.get("/staff/recordings?q=nobody-like-this").text
+    )
+    assert (
+        f'href="/staff/recordings/{recording_id}"' not in client.get("/staff/recordings?from=2026-03-03").text
+    )
+
+    player = client.get(f"/staff/recordings/{recording_id}")
+    assert player.status_code == 200
+    match = re.search(r'<video class="player" controls preload="metadata" src="([^"]+)"', player.text)
+    assert match and match.group(1).startswith(f"/api/v1/recordings/{recording_id}/media?token=")
+    assert "ab" * 32 in player.text
+    with ctx.db.read() as s:
+        logged = s.execute(sa.select(AccessLog).where(AccessLog.recording_id == recording_id)).scalars().all()
+        played = (
+            s.execute(
+                sa.select(AuditEntry).where(
+                    AuditEntry.action == "recording.played", AuditEntry.object_id == str(recording_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(logged) == 1 and logged[0].action == "playback"
+    assert len(played) == 1
+
+    flagged = post_form(
+        client,
+        f"/staff/recordings/{recording_id}/flag",
+        {"flagged": "true", "note": "case 17/2026"},
+        page="/staff/recordings",
+    )
+    assert flagged.status_code == 303
+    assert "The recording is kept for the investigation." in client.get(flagged.headers["location"]).text
+    with ctx.db.read() as s:
+        rec = s.get(Recording, recording_id)
+        assert rec is not None and rec.flagged_for_investigation
+
+
+def test_recordings_are_for_investigators_of_the_facility(
+    client: TestClient, ctx: AppContext, clock: FrozenClock, tmp_path: Path
+) -> None:
+    place, resident_id, _, visitor_id, _ = _family(ctx)
+    visit_id = _visit_at(
+        ctx, place, resident_id, visitor_id, clock.now - timedelta(hours=1), status=VisitStatus.COMPLETED
+    )
+    recording_id = _recording(ctx, clock, visit_id, tmp_path / "visit.mkv")
+    officer, secret = make_staff(ctx, Role.MONITORING_OFFICER, facility_id=place.facility_id)
+    assert secret is not None
+    login(client, officer, totp=totp_now(secret, clock.now))
+    assert client.get("/staff/recordings").status_code == 403
+    assert client.get(f"/staff/recordings/{recording_id}").status_code == 403
+
+    other = make_facility(ctx)
+    stranger, stranger_secret = make_staff(ctx, Role.INVESTIGATOR, facility_id=other.facility_id)
+    assert stranger_secret is not None
+    client.cookies.clear()
+    login(client, stranger, totp=totp_now(stranger_secret, clock.now))
+    assert f"/staff/recordings/{recording_id}" not in client.get("/staff/recordings").text
+    assert client.get(f"/staff/recordings/{recording_id}").status_code == 404
+    with ctx.db.read() as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(AccessLog)).scalar_one() == 0

@@ -7,31 +7,62 @@ them its settings and its words (translated here) in a JSON data block."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 
-from openvisit.db.models import Visit, VisitParticipant
+from openvisit.db.models import (
+    Dependent,
+    Facility,
+    LinkCenter,
+    Recording,
+    Resident,
+    Station,
+    Visit,
+    Visitor,
+    VisitParticipant,
+)
 from openvisit.domain import live as rules
-from openvisit.domain.enums import ActorKind, ParticipantRole, Role, VisitMode, VisitStatus
-from openvisit.domain.errors import N_, Forbidden
-from openvisit.domain.principal import Principal
-from openvisit.services import queries
+from openvisit.domain.enums import (
+    ActorKind,
+    ParticipantRole,
+    RecordingStatus,
+    Role,
+    StationKind,
+    VisitMode,
+    VisitStatus,
+)
+from openvisit.domain.errors import N_, DomainError, Forbidden, InvalidInput, NotFound
+from openvisit.domain.principal import Grant, Principal
+from openvisit.services import live, queries, recordings
+from openvisit.services.access import require_role
 from openvisit.services.context import AppContext
 from openvisit.services.queries import VisitDetails
-from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, IdQuery
-from openvisit.web.forms import language_of
-from openvisit.web.i18n import translate
+from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
+from openvisit.web.forms import error_status, language_of, see_other
+from openvisit.web.i18n import translate, zone
 from openvisit.web.labels import clock, label_of
-from openvisit.web.staff_facility import facility_choice, no_facility_page
-from openvisit.web.templating import ctx_of, environment, render
+from openvisit.web.staff_facility import no_facility_page
+from openvisit.web.templating import STATION_COOKIE, ctx_of, environment, render
 
 routes = APIRouter(include_in_schema=False)
 
-MONITOR_ROLES = (Role.MONITORING_OFFICER, Role.FACILITY_ADMIN)
+FormId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class _Place(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+PlaceT = TypeVar("PlaceT", bound=_Place)
 
 CALL_TEXT: dict[str, str] = {
     "checking": N_("Checking your camera and microphone…"),
@@ -108,6 +139,14 @@ OUTCOME_LABELS: dict[str, str] = {
 }
 
 
+def _form_error(request: Request, exc: DomainError) -> dict[str, str | None]:
+    return {
+        "code": exc.code,
+        "message": translate(language_of(request), exc.message, exc.params),
+        "field": exc.field,
+    }
+
+
 def _words(language: str, texts: dict[str, str]) -> dict[str, str]:
     return {key: translate(language, text) for key, text in texts.items()}
 
@@ -116,13 +155,31 @@ def _ice_servers(request: Request) -> list[dict[str, str]]:
     return [{"urls": url} for url in ctx_of(request).settings.ice_servers]
 
 
+def _join_early_minutes(request: Request, facility_id: int) -> int:
+    """The facility's join window (minutes before the start), read once per request and facility."""
+    known: dict[int, int] | None = getattr(request.state, "live_join_early", None)
+    if known is None:
+        known = {}
+        request.state.live_join_early = known
+    if facility_id not in known:
+        with ctx_of(request).db.read() as session:
+            minutes = session.execute(
+                sa.select(Facility.join_early_minutes).where(Facility.id == facility_id)
+            ).scalar_one_or_none()
+        known[facility_id] = ctx_of(request).settings.join_early_minutes if minutes is None else minutes
+    return known[facility_id]
+
+
+def _window(request: Request, visit: Visit) -> tuple[datetime, datetime]:
+    return rules.join_window(visit.starts_at, visit.ends_at, _join_early_minutes(request, visit.facility_id))
+
+
 def join_open(request: Request, visit: Visit) -> bool:
     """Whether a visit may be joined now (its status and the join window); the socket checks again."""
-    ctx = ctx_of(request)
     if visit.status not in rules.JOINABLE_STATUSES:
         return False
-    opens_at, closes_at = rules.join_window(visit.starts_at, visit.ends_at, ctx.settings.join_early_minutes)
-    return opens_at <= ctx.clock() < closes_at
+    opens_at, closes_at = _window(request, visit)
+    return opens_at <= ctx_of(request).clock() < closes_at
 
 
 def _install_template_helpers() -> None:
@@ -158,7 +215,7 @@ def _call_page(request: Request, principal: Principal, details: VisitDetails, pa
     ctx = ctx_of(request)
     language = language_of(request)
     visit = details.visit
-    opens_at, _ = rules.join_window(visit.starts_at, visit.ends_at, ctx.settings.join_early_minutes)
+    opens_at, _ = _window(request, visit)
     tz = principal.timezone
     config: dict[str, Any] = {
         "visitId": visit.id,
@@ -236,9 +293,9 @@ def monitor_wall(
     request: Request, ctx: CtxDep, principal: CurrentPrincipal, facility_id: IdQuery = None
 ) -> Response:
     """The facility's live and imminent visits as tiles, fed by /ws/monitor."""
-    facilities, facility = facility_choice(ctx, principal, MONITOR_ROLES, facility_id)
+    facilities, facility = _facility_choice(ctx, principal, live.MONITOR_ROLES, facility_id)
     if facility is None:
-        return no_facility_page(request, translate(language_of(request), N_("Monitoring")))
+        return no_facility_page(request, N_("Monitoring"))
     language = language_of(request)
     text: dict[str, Any] = _words(language, WALL_TEXT)
     text["states"] = {s.value: translate(language, label_of(s)) for s in VisitStatus}
@@ -268,6 +325,411 @@ def monitor_wall(
             "note_max": rules.NOTE_MAX_CHARS,
         },
     )
+
+
+# --- the link center: check-in and the booth ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    role: ParticipantRole
+    name: str
+    born: date
+    checked_in_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CenterVisit:
+    """A visit of the day at a link center, as the operator and the booth see it."""
+
+    visit: Visit
+    resident_name: str
+    facility_name: str
+    facility_timezone: str
+    booth: str
+    people: list[Person]
+    join_open: bool
+    opens_at: datetime
+
+    @property
+    def checked_in(self) -> bool:
+        return bool(self.people) and all(p.checked_in_at is not None for p in self.people)
+
+
+def _granted_choice(
+    principal: Principal,
+    roles: Sequence[Role],
+    places: Sequence[PlaceT],
+    chosen_id: int | None,
+    *,
+    of_grant: Callable[[Grant], int | None],
+    missing: NotFound,
+) -> tuple[list[PlaceT], PlaceT | None]:
+    """The places (facilities or link centers) where `principal` holds one of `roles` by an explicit
+    grant, and the one asked for (or the first). Live visits are the work of the place's own staff: a
+    system admin does not watch, join or play them back merely for being one (services/live.py)."""
+    require_role(principal, *roles)
+    granted = {of_grant(g) for g in principal.grants if g.role in roles}
+    allowed = [place for place in places if place.id in granted]
+    if chosen_id is None:
+        return allowed, allowed[0] if allowed else None
+    chosen = next((place for place in allowed if place.id == chosen_id), None)
+    if chosen is None:
+        raise missing
+    return allowed, chosen
+
+
+def _facility_choice(
+    ctx: AppContext, principal: Principal, roles: Sequence[Role], facility_id: int | None
+) -> tuple[list[Facility], Facility | None]:
+    return _granted_choice(
+        principal,
+        roles,
+        queries.staff_facilities(ctx, principal),
+        facility_id,
+        of_grant=lambda g: g.facility_id,
+        missing=NotFound("facility.not_found", N_("No such facility.")),
+    )
+
+
+def _center_choice(
+    ctx: AppContext, principal: Principal, link_center_id: int | None
+) -> tuple[list[LinkCenter], LinkCenter | None]:
+    return _granted_choice(
+        principal,
+        (Role.LINK_OPERATOR,),
+        queries.link_centers(ctx, principal),
+        link_center_id,
+        of_grant=lambda g: g.link_center_id,
+        missing=NotFound("link_center.not_found", N_("No such link center.")),
+    )
+
+
+def _center_day(request: Request, center: LinkCenter, *, booth_id: int | None = None) -> list[CenterVisit]:
+    """The link center's visits of today (in its own time), booked or going on, with their people."""
+    ctx = ctx_of(request)
+    local = zone(center.timezone)
+    today = ctx.clock().astimezone(local).date()
+    day_start = datetime.combine(today, time(0), tzinfo=local)
+    day_end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=local)
+    shown = (VisitStatus.APPROVED, VisitStatus.IN_PROGRESS, VisitStatus.COMPLETED, VisitStatus.TERMINATED)
+    with ctx.db.read() as session:
+        query = (
+            sa.select(Visit, Resident, Facility, Station.name)
+            .join(Resident, Resident.id == Visit.resident_id)
+            .join(Facility, Facility.id == Visit.facility_id)
+            .join(Station, Station.id == Visit.booth_station_id)
+            .where(
+                Visit.link_center_id == center.id,
+                Visit.starts_at >= day_start,
+                Visit.starts_at < day_end,
+                Visit.status.in_(shown),
+            )
+            .order_by(Visit.starts_at, Visit.id)
+        )
+        if booth_id is not None:
+            query = query.where(Visit.booth_station_id == booth_id)
+        rows = session.execute(query).all()
+        people: dict[int, list[Person]] = {}
+        if rows:
+            for visit_id, role, v_first, v_last, v_born, d_first, d_last, d_born, checked in session.execute(
+                sa.select(
+                    VisitParticipant.visit_id,
+                    VisitParticipant.role,
+                    Visitor.first_name,
+                    Visitor.last_name,
+                    Visitor.birth_date,
+                    Dependent.first_name,
+                    Dependent.last_name,
+                    Dependent.birth_date,
+                    VisitParticipant.checked_in_at,
+                )
+                .outerjoin(Visitor, Visitor.id == VisitParticipant.visitor_id)
+                .outerjoin(Dependent, Dependent.id == VisitParticipant.dependent_id)
+                .where(VisitParticipant.visit_id.in_([visit.id for visit, *_ in rows]))
+                .order_by(VisitParticipant.id)
+            ):
+                name = f"{v_last or d_last or ''} {v_first or d_first or ''}".strip()
+                people.setdefault(visit_id, []).append(Person(role, name, v_born or d_born, checked))
+    order = {ParticipantRole.LEAD: 0, ParticipantRole.VISITOR: 1, ParticipantRole.DEPENDENT: 2}
+    result = []
+    for visit, resident, facility, booth in rows:
+        opens_at, _ = rules.join_window(visit.starts_at, visit.ends_at, facility.join_early_minutes)
+        result.append(
+            CenterVisit(
+                visit=visit,
+                resident_name=f"{resident.last_name} {resident.first_name}",
+                facility_name=facility.name,
+                facility_timezone=facility.timezone,
+                booth=booth,
+                people=sorted(people.get(visit.id, []), key=lambda p: order[p.role]),
+                join_open=join_open(request, visit),
+                opens_at=opens_at,
+            )
+        )
+    return result
+
+
+CHECKIN_DONE: dict[str, str] = {
+    "checked_in": N_("The party is checked in. The booth can start the visit."),
+}
+
+
+def _checkin_page(
+    request: Request,
+    ctx: AppContext,
+    principal: Principal,
+    link_center_id: int | None,
+    *,
+    done: str | None = None,
+    error: DomainError | None = None,
+) -> Response:
+    centers, center = _center_choice(ctx, principal, link_center_id)
+    if center is None:
+        return render(request, "staff_no_facility.html", {"title": N_("Check-in")})
+    return render(
+        request,
+        "live_checkin.html",
+        {
+            "centers": centers,
+            "center": center,
+            "visits": _center_day(request, center),
+            "done_message": CHECKIN_DONE.get(done or ""),
+            "error": _form_error(request, error) if error else None,
+        },
+        status=error_status(error),
+    )
+
+
+@routes.get("/staff/checkin")
+def checkin(
+    request: Request,
+    ctx: CtxDep,
+    principal: CurrentPrincipal,
+    link_center_id: IdQuery = None,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """The operator's list of today's visits at the link center, each checked in after an ID check."""
+    return _checkin_page(request, ctx, principal, link_center_id, done=done)
+
+
+@routes.post("/staff/checkin/{visit_id}", dependencies=[CsrfChecked])
+def checkin_party(
+    visit_id: IdPath,
+    request: Request,
+    ctx: CtxDep,
+    principal: CurrentPrincipal,
+    meta: MetaDep,
+    link_center_id: Annotated[FormId | None, Form()] = None,
+    id_checked: Annotated[bool, Form()] = False,
+) -> Response:
+    try:
+        if not id_checked:
+            raise InvalidInput(
+                "live.id_not_checked",
+                N_("Check every adult's ID document in person first, then tick the box."),
+                field="id_checked",
+            )
+        visit = live.check_in_party(ctx, principal, visit_id, meta)
+    except DomainError as exc:
+        return _checkin_page(request, ctx, principal, link_center_id, error=exc)
+    return see_other("/staff/checkin", link_center_id=visit.link_center_id, done="checked_in")
+
+
+def _booths(ctx: AppContext, principal: Principal, center: LinkCenter) -> list[Station]:
+    return [
+        s
+        for s in queries.stations(ctx, principal)
+        if s.link_center_id == center.id and s.kind is StationKind.LINK_BOOTH
+    ]
+
+
+def _enrolled_station_code(request: Request) -> str | None:
+    raw = request.cookies.get(STATION_COOKIE, "")
+    code, sep, _key = raw.partition(":")
+    return code if sep and code else None
+
+
+@routes.get("/staff/booth")
+def booth(
+    request: Request,
+    ctx: CtxDep,
+    principal: CurrentPrincipal,
+    link_center_id: IdQuery = None,
+    station_id: IdQuery = None,
+) -> Response:
+    """A booth's visits of today; a checked-in visit inside its window is started from here. A browser
+    enrolled as one of the center's booths shows that booth without being asked."""
+    centers, center = _center_choice(ctx, principal, link_center_id)
+    if center is None:
+        return render(request, "staff_no_facility.html", {"title": N_("Booth")})
+    booths = _booths(ctx, principal, center)
+    chosen: Station | None = None
+    if station_id is not None:
+        chosen = next((b for b in booths if b.id == station_id), None)
+        if chosen is None:
+            raise NotFound("station.not_found", N_("No such station."))
+    else:
+        enrolled = _enrolled_station_code(request)
+        chosen = next((b for b in booths if b.code == enrolled), None)
+    return render(
+        request,
+        "live_booth.html",
+        {
+            "centers": centers,
+            "center": center,
+            "booths": booths,
+            "booth": chosen,
+            "visits": _center_day(request, center, booth_id=chosen.id) if chosen else [],
+        },
+    )
+
+
+@routes.get("/staff/booth/visits/{visit_id}")
+def booth_call(visit_id: IdPath, request: Request, ctx: CtxDep, principal: CurrentPrincipal) -> Response:
+    """The visiting party's call in the booth: the visitor side, started by the center's operator."""
+    require_role(principal, Role.LINK_OPERATOR)
+    details = queries.visit_details(ctx, principal, visit_id)
+    visit = details.visit
+    if visit.mode is not VisitMode.LINK_CENTER:
+        raise NotFound("visit.not_found", N_("No such visit."))
+    back = f"/staff/booth?link_center_id={visit.link_center_id}&station_id={visit.booth_station_id}"
+    page = CallPage(side="visitor", peer_name=details.resident_name, back_url=back, station=True)
+    return _call_page(request, principal, details, page)
+
+
+# --- recordings -----------------------------------------------------------------------------------
+
+RECORDING_STATUSES: dict[str, str] = {
+    RecordingStatus.RECORDING: N_("Being recorded"),
+    RecordingStatus.FINALISED: N_("Ready"),
+    RecordingStatus.DAMAGED: N_("Damaged"),
+    RecordingStatus.PURGED: N_("Deleted"),
+}
+
+RECORDING_DONE: dict[str, str] = {
+    "flagged": N_("The recording is kept for the investigation."),
+    "unflagged": N_(
+        "The recording is no longer kept for an investigation; it goes at the end of its retention."
+    ),
+}
+
+
+@routes.get("/staff/recordings")
+def recordings_list(
+    request: Request,
+    ctx: CtxDep,
+    principal: CurrentPrincipal,
+    facility_id: IdQuery = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    day_from: Annotated[date | None, Query(alias="from")] = None,
+    day_to: Annotated[date | None, Query(alias="to")] = None,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """Investigators find recordings by the resident's number or name and the visit's day."""
+    facilities, facility = _facility_choice(ctx, principal, recordings.INVESTIGATOR_ROLES, facility_id)
+    if facility is None:
+        return no_facility_page(request, N_("Recordings"))
+    hits = recordings.search(
+        ctx, principal, facility.id, resident=q, day_from=day_from, day_to=day_to or day_from, limit=100
+    )
+    return render(
+        request,
+        "live_recordings.html",
+        {
+            "facilities": facilities,
+            "facility": facility,
+            "hits": hits,
+            "q": q or "",
+            "day_from": day_from,
+            "day_to": day_to,
+            "done_message": RECORDING_DONE.get(done or ""),
+            "duration": _duration,
+            "status_label": lambda status: translate(language_of(request), RECORDING_STATUSES[status]),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class RecordingView:
+    """One recording as its player page shows it."""
+
+    recording: Recording
+    visit: Visit
+    resident_name: str
+    resident_number: str
+    facility_id: int
+    facility_timezone: str
+    people: list[str]
+
+
+def _recording_view(ctx: AppContext, recording_id: int) -> RecordingView:
+    """The recording's visit and people, read after `start_playback` has checked who is asking."""
+    with ctx.db.read() as session:
+        row = session.execute(
+            sa.select(Recording, Visit, Resident, Facility)
+            .join(Visit, Visit.id == Recording.visit_id)
+            .join(Resident, Resident.id == Visit.resident_id)
+            .join(Facility, Facility.id == Visit.facility_id)
+            .where(Recording.id == recording_id)
+        ).one()
+        rec, visit, resident, facility = row
+        names = session.execute(
+            sa.select(Visitor.last_name, Visitor.first_name, Dependent.last_name, Dependent.first_name)
+            .select_from(VisitParticipant)
+            .outerjoin(Visitor, Visitor.id == VisitParticipant.visitor_id)
+            .outerjoin(Dependent, Dependent.id == VisitParticipant.dependent_id)
+            .where(VisitParticipant.visit_id == visit.id)
+            .order_by(VisitParticipant.id)
+        ).all()
+    return RecordingView(
+        recording=rec,
+        visit=visit,
+        resident_name=f"{resident.last_name} {resident.first_name}",
+        resident_number=resident.number,
+        facility_id=facility.id,
+        facility_timezone=facility.timezone,
+        people=[f"{vl or dl or ''} {vf or df or ''}".strip() for vl, vf, dl, df in names],
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+@routes.get("/staff/recordings/{recording_id}")
+def recording_player(
+    recording_id: IdPath, request: Request, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep
+) -> Response:
+    """Plays a recording: opening the page is a playback, written to the access log and the audit log;
+    the <video> element's requests carry the session's token."""
+    require_role(principal, *recordings.INVESTIGATOR_ROLES)
+    playback = recordings.start_playback(ctx, principal, recording_id, meta)
+    view = _recording_view(ctx, recording_id)
+    media = f"/api/v1/recordings/{recording_id}/media?{urlencode({'token': playback.token})}"
+    return render(
+        request,
+        "live_recording.html",
+        {"view": view, "media_url": media, "duration": _duration, "note_max": rules.NOTE_MAX_CHARS},
+    )
+
+
+@routes.post("/staff/recordings/{recording_id}/flag", dependencies=[CsrfChecked])
+def recording_flag(
+    recording_id: IdPath,
+    request: Request,
+    ctx: CtxDep,
+    principal: CurrentPrincipal,
+    meta: MetaDep,
+    flagged: Annotated[bool, Form()],
+    note: Annotated[str, Form(max_length=rules.NOTE_MAX_CHARS)] = "",
+) -> Response:
+    """Keep a recording for an investigation (past its retention), or release it."""
+    recordings.flag(ctx, principal, recording_id, flagged, note, meta)
+    return see_other("/staff/recordings", done="flagged" if flagged else "unflagged")
 
 
 def router() -> APIRouter:

@@ -8,6 +8,7 @@ import { Channel, fill, readConfig } from './channel.js';
 import { gatheredOffer } from './rtc.js';
 
 const SIDES = ['visitor', 'resident'];
+const MONITOR_ORDER = ['visitor', 'resident'];
 const RECONNECT_FIRST_MS = 1000;
 const RECONNECT_MAX_MS = 10000;
 
@@ -304,17 +305,13 @@ export class Wall {
     await tile.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
   }
 
-  /** The engine sends the visitor's audio and video on the first two transceivers, the resident's on the
-   * next two (the order of the offer); a stream named after a side says so too. */
+  /** The engine sends the visitor's media on the first transceiver of each kind and the resident's on
+   * the second (media/engine.py, MONITOR_ORDER), so a track's side is its position among its kind. */
   onTrack(id, pc, event) {
     const tile = this.tiles.get(id);
     if (!tile || tile.pc !== pc) return;
-    const named = event.streams[0]?.id;
-    let side = SIDES.includes(named) ? named : null;
-    if (!side) {
-      const index = pc.getTransceivers().indexOf(event.transceiver);
-      side = SIDES[Math.floor(Math.max(0, index) / 2)] || SIDES[0];
-    }
+    const sameKind = pc.getTransceivers().filter((t) => t.receiver.track.kind === event.track.kind);
+    const side = MONITOR_ORDER[sameKind.indexOf(event.transceiver)] || MONITOR_ORDER[0];
     let stream = tile.streams.get(side);
     if (!stream) {
       stream = new MediaStream();
