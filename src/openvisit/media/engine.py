@@ -7,6 +7,19 @@ or PyAV type crosses this boundary.
 
 Privilege is enforced here, not only above: a visit opened with kind `legal` never gets a recorder, and
 `subscribe_monitor` on it raises `PrivilegedVisit` before any media object exists.
+
+Monitors: a monitoring officer's browser offers receive-only media with two video and two audio
+transceivers (`addTransceiver("video", {direction: "recvonly"})` twice, and the same for audio). The first
+m-line of each kind carries the visitor's media, the second the resident's (`MONITOR_ORDER`); audio and
+video m-lines may come in any order relative to each other. The officer's page therefore maps
+`pc.getTransceivers()` by kind and position.
+
+Events: `SIDE_CONNECTED` once per admitted connection, when its first media arrives; `SIDE_LOST` when a
+side's connection fails or is closed by the far end (not after `drop`, `close_visit`, or when the same
+side is admitted again), and for every admitted side of a room whose worker died (detail
+`worker_lost`); `RECORDING_FAILED` when the recorder stops writing (detail says why; the file is kept and
+`recording_path` names it: pass it to `recover_recordings`). A room whose worker died is gone:
+`status` returns None and `open_visit` opens it afresh (with a new recording path).
 """
 
 from __future__ import annotations
@@ -28,6 +41,15 @@ class Side(StrEnum):
 
     VISITOR = "visitor"
     RESIDENT = "resident"
+
+    @property
+    def other(self) -> Side:
+        """The side this side sees and hears."""
+        return Side.RESIDENT if self is Side.VISITOR else Side.VISITOR
+
+
+MONITOR_ORDER: tuple[Side, Side] = (Side.VISITOR, Side.RESIDENT)
+"""Which side each of a monitor's two video (and two audio) m-lines carries, in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +93,9 @@ class RoomStatus:
     recording: bool
     recording_path: Path | None
     frames_forwarded: dict[Side, int] = field(default_factory=dict)
+    """Video frames of each side sent on to the other side (black ones while paused included)."""
+    paused: frozenset[Side] = frozenset()
+    """Sides whose video the other side currently gets as black."""
 
 
 class MediaEventKind(StrEnum):
@@ -85,6 +110,8 @@ class MediaEvent:
     kind: MediaEventKind
     side: Side | None = None
     detail: str = ""
+    recording_path: Path | None = None
+    """For RECORDING_FAILED: the file left behind (for `recover_recordings`)."""
 
 
 MediaEventSink = Callable[[MediaEvent], Awaitable[None]]
@@ -126,7 +153,8 @@ class MediaEngine(Protocol):
         Media from each side goes to the other side, the recorder (social visits) and the monitors."""
 
     async def drop(self, visit_id: int, side: Side) -> None:
-        """Disconnect one side (it may be admitted again later)."""
+        """Disconnect one side (it may be admitted again later). Nothing happens when the side (or the
+        room) is not there."""
 
     async def subscribe_monitor(
         self, visit_id: int, monitor_key: str, offer: SessionDescription
@@ -134,7 +162,8 @@ class MediaEngine(Protocol):
         """Send both sides' media to a monitoring officer (receive-only). Raises PrivilegedVisit for a
         legal visit, whatever the caller believes."""
 
-    async def unsubscribe_monitor(self, visit_id: int, monitor_key: str) -> None: ...
+    async def unsubscribe_monitor(self, visit_id: int, monitor_key: str) -> None:
+        """Stop sending to that monitor; nothing happens when it is not subscribed."""
 
     async def warn(self, visit_id: int, text: str) -> None:
         """Mark a warning on the visit's media timeline (the recording's event log); the signalling hub
@@ -146,7 +175,7 @@ class MediaEngine(Protocol):
 
     async def close_visit(self, visit_id: int) -> RecordingResult | None:
         """End the room: cut all media at once, finalise and return the recording (None for a legal
-        visit or when nothing was recorded)."""
+        visit, when nothing was recorded, or when the room is not open)."""
 
     async def status(self, visit_id: int) -> RoomStatus | None:
         """The room's state, or None when it is not open."""
