@@ -15,8 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from openvisit import __version__
+from openvisit.media.engine import MediaEngine
 from openvisit.services import delivery, scheduling
 from openvisit.services.context import AppContext, Clock, utc_now
+from openvisit.services.live_rooms import LiveRooms
 from openvisit.settings import Settings
 from openvisit.web import (
     api,
@@ -28,6 +30,9 @@ from openvisit.web import (
     pages_vetting,
     pages_visits,
 )
+from openvisit.web import ws as live_sockets
+from openvisit.web.api import ERROR_RESPONSES
+from openvisit.web.api import live as live_api
 from openvisit.web.middleware import BodyLimit, LanguageGuess, SecurityHeaders
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -65,15 +70,32 @@ async def _deliver_forever(context: AppContext) -> None:
             log.info("delivery: %s", result.describe())
 
 
+def media_engine(settings: Settings) -> MediaEngine | None:
+    """The engine that carries live visits (settings.media_engine); None: the site runs without video.
+    Building it starts nothing: its workers start when the first visit needs them."""
+    if settings.media_engine == "none":
+        return None
+    from openvisit.media.aiortc_engine import AiortcEngine  # aiortc is only imported when it is used
+
+    return AiortcEngine(settings)
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | None = None) -> FastAPI:
     """A FastAPI app serving the API, the pages and the health checks for `settings`."""
     context = ctx or AppContext.from_settings(settings, clock=clock)
+    live_rooms = LiveRooms(context, media_engine(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            # Visits in progress when the server last stopped are closed or kept open for a rejoin.
+            await live_rooms.start()
+        except Exception:
+            log.exception("recovering live visits after the restart failed")
         sweeper = asyncio.create_task(_sweep_forever(context)) if settings.sweep_seconds else None
         deliverer = asyncio.create_task(_deliver_forever(context)) if settings.delivery_seconds else None
         yield
+        await live_rooms.stop()
         for task in (sweeper, deliverer):
             if task is not None:
                 task.cancel()
@@ -92,6 +114,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | 
         lifespan=lifespan,
     )
     app.state.ctx = context
+    app.state.live = live_rooms
     errors.install(app)
 
     @app.get("/healthz", tags=["health"])
@@ -113,6 +136,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | 
         return JSONResponse({"status": "ok", "database": context.db.engine.dialect.name})
 
     app.include_router(api.router())
+    app.include_router(live_api.router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    app.include_router(live_sockets.router)
     app.include_router(pages.router)
     app.include_router(pages_visits.router)
     app.include_router(pages_staff.router)
