@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import secrets
@@ -40,10 +41,12 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -430,8 +433,25 @@ def measure_service_bookings(
     return time.perf_counter() - started, samples
 
 
+@dataclass
+class Server:
+    """The uvicorn process: its address, and the CPU it used while a load ran."""
+
+    base: str
+    pid: int
+    cpu_used: float = 0.0
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the server process so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def http_server(database_url: str) -> Iterator[str]:
+def http_server(database_url: str) -> Iterator[Server]:
     """`uvicorn` serving the app over `database_url` in a process of its own, with the real clock."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -475,85 +495,130 @@ def http_server(database_url: str) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the HTTP server did not start")
                 time.sleep(0.1)
-            yield base
+            yield Server(base, process.pid)
         finally:
             process.terminate()
             process.wait(timeout=30)
 
 
-async def _post_all(
-    base: str, jobs: list[tuple[str, dict[str, Any]]], clients: int
-) -> tuple[float, list[float], Counter[str]]:
-    """POST every (token, body) to /api/v1/visits from `clients` concurrent keep-alive connections."""
-    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
-    for job in jobs:
-        queue.put_nowait(job)
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request of the load: method, path, bearer token and JSON body (or none)."""
+
+    method: str
+    path: str
+    token: str
+    body: bytes | None = None
+
+    def encode(self, host: str) -> bytes:
+        head = (
+            f"{self.method} {self.path} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {self.token}\r\nAccept: application/json\r\n"
+        )
+        if self.body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+        return (head + "\r\n").encode("ascii") + (self.body or b"")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What the clients saw, and how much CPU the load generator itself used (to check it was not the
+    bottleneck)."""
+
+    elapsed: float
+    latencies: list[float]
+    outcomes: Counter[str]
+    client_cpu_s: float
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send one request on a keep-alive connection and read its response (Content-Length bodies)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+        elif name.strip().lower() == "transfer-encoding":
+            raise RuntimeError("the load generator reads Content-Length bodies only")
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def _run_load(host: str, port: int, requests: list[Request], clients: int) -> LoadResult:
+    """Every request once, from `clients` concurrent keep-alive connections, each waiting for its answer
+    before sending the next (no pipelining), as browsers and API clients do."""
+    queue = [r.encode(f"{host}:{port}") for r in reversed(requests)]
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
-    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
 
-        async def worker() -> None:
-            while not queue.empty():
-                token, body = queue.get_nowait()
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while queue:
+                request = queue.pop()
                 t0 = time.perf_counter()
-                response = await client.post(
-                    "/api/v1/visits", json=body, headers={"Authorization": f"Bearer {token}"}
-                )
+                status, body = await _exchange(reader, writer, request)
                 latencies.append(time.perf_counter() - t0)
-                outcomes[
-                    str(response.status_code)
-                    if response.status_code == 201
-                    else response.json()["error"]["code"]
-                ] += 1
+                outcomes[str(status) if status < 400 else json.loads(body)["error"]["code"]] += 1
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        return time.perf_counter() - started, latencies, outcomes
-
-
-async def _get_all(base: str, tokens: list[str], clients: int) -> float:
-    """GET /api/v1/me once per token from `clients` concurrent keep-alive connections; seconds taken."""
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for token in tokens:
-        queue.put_nowait(token)
-    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-
-        async def worker() -> None:
-            while not queue.empty():
-                token = queue.get_nowait()
-                response = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-                if response.status_code != 200:
-                    raise RuntimeError(f"GET /api/v1/me answered {response.status_code}")
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        return time.perf_counter() - started
+    cpu = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return LoadResult(elapsed, latencies, outcomes, time.process_time() - cpu)
 
 
-def measure_http_floor(base: str, f: Generated, size: Size) -> float:
-    """Requests/s of GET /api/v1/me (bearer token checked, the caller read, nothing else): what the
-    server, the clients and the machine allow any authenticated request, booking or not."""
+def _load_process(base: str, requests: list[Request], clients: int) -> LoadResult:
+    host, _, port = base.removeprefix("http://").partition(":")
+    return asyncio.run(_run_load(host, int(port), requests, clients))
+
+
+def load(server: Server, requests: list[Request], clients: int) -> LoadResult:
+    """Run the load from a process of its own (not this one, whose CPU the server would share with the
+    interpreter that generated the facility), and note how much CPU the server used meanwhile."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.submit(int, 0).result()  # the process started and imported before the clock starts
+        before = server.cpu_seconds()
+        result = pool.submit(_load_process, server.base, requests, clients).result()
+        server.cpu_used += server.cpu_seconds() - before
+    return result
+
+
+def measure_http_floor(server: Server, f: Generated, size: Size) -> LoadResult:
+    """GET /api/v1/me (bearer token checked, the caller read, nothing else): what the server, the clients
+    and the machine allow any authenticated request, booking or not."""
     tokens = [token for _, _, token in f.visitors.values()][: size.http_bookings]
-    return len(tokens) / asyncio.run(_get_all(base, tokens, size.http_clients))
+    result = load(server, [Request("GET", "/api/v1/me", t) for t in tokens], size.http_clients)
+    if result.outcomes != Counter({"200": len(tokens)}):
+        raise RuntimeError(f"GET /api/v1/me did not always answer 200: {dict(result.outcomes)}")
+    return result
 
 
-def _body(resident: int, starts_at: datetime) -> dict[str, Any]:
-    return {"resident_id": resident, "starts_at": starts_at.isoformat()}
+def _booking(f: Generated, resident: int, starts_at: datetime) -> Request:
+    body = json.dumps({"resident_id": resident, "starts_at": starts_at.isoformat()}).encode()
+    return Request("POST", "/api/v1/visits", f.visitors[resident][2], body)
 
 
 def measure_http_bookings(
-    base: str, f: Generated, todo: list[tuple[int, datetime]], clients: int
-) -> tuple[float, list[float]]:
-    jobs = [(f.visitors[r][2], _body(r, at)) for r, at in todo]
-    elapsed, latencies, outcomes = asyncio.run(_post_all(base, jobs, clients))
-    if outcomes != Counter({"201": len(jobs)}):
-        raise RuntimeError(f"bookings that should all succeed did not: {dict(outcomes)}")
-    return elapsed, latencies
+    server: Server, f: Generated, todo: list[tuple[int, datetime]], clients: int
+) -> LoadResult:
+    result = load(server, [_booking(f, r, at) for r, at in todo], clients)
+    if result.outcomes != Counter({"201": len(todo)}):
+        raise RuntimeError(f"bookings that should all succeed did not: {dict(result.outcomes)}")
+    return result
 
 
-def measure_contention(base: str, f: Generated, size: Size) -> tuple[float, Counter[str]]:
+def measure_contention(server: Server, f: Generated, size: Size) -> LoadResult:
     """`contenders` residents of one unit (free at that time) want the last kiosk at one slot, at once."""
     per_unit = size.residents // size.units
     d, k, _ = CONTENTION
@@ -561,9 +626,8 @@ def measure_contention(base: str, f: Generated, size: Size) -> tuple[float, Coun
     taken.add((existing_resident(d, k, 0, per_unit) + per_unit // 2) % per_unit)
     free = [i for i in range(per_unit) if i not in taken][: size.contenders]
     starts_at = slot_start(f.today + timedelta(days=d), k)
-    jobs = [(f.visitors[f.residents[0][i]][2], _body(f.residents[0][i], starts_at)) for i in free]
-    elapsed, _, outcomes = asyncio.run(_post_all(base, jobs, len(jobs)))
-    return elapsed, outcomes
+    requests = [_booking(f, f.residents[0][i], starts_at) for i in free]
+    return load(server, requests, len(requests))
 
 
 def double_bookings(db: Database) -> int:
@@ -614,13 +678,15 @@ def measure_backend(db: Database, engine: str, size: Size, say: Any) -> dict[str
     say(f"  {engine}: {len(service_todo)} bookings through the service layer")
     service_elapsed, service = measure_service_bookings(ctx, f, service_todo)
     url = db.engine.url.render_as_string(hide_password=False)
-    with http_server(url) as base:
+    with http_server(url) as server:
         say(f"  {engine}: {size.http_bookings} GET /api/v1/me from {size.http_clients} clients")
-        floor = measure_http_floor(base, f, size)
+        floor = measure_http_floor(server, f, size)
         say(f"  {engine}: {len(http_todo)} bookings over HTTP from {size.http_clients} clients")
-        http_elapsed, http = measure_http_bookings(base, f, http_todo, size.http_clients)
+        server.cpu_used = 0.0
+        http = measure_http_bookings(server, f, http_todo, size.http_clients)
+        http_server_cpu = server.cpu_used
         say(f"  {engine}: contention, {size.contenders} requests for one kiosk at once")
-        contention_elapsed, contention = measure_contention(base, f, size)
+        contention = measure_contention(server, f, size)
     doubles = double_bookings(db)
     figures = {
         "availability_p50_ms": statistics.median(availability) * 1000,
@@ -629,15 +695,17 @@ def measure_backend(db: Database, engine: str, size: Size, say: Any) -> dict[str
         "service_bookings_per_s": len(service) / service_elapsed,
         "service_p50_ms": statistics.median(service) * 1000,
         "service_p95_ms": percentile(service, 0.95) * 1000,
-        "http_bookings_per_s": len(http) / http_elapsed,
-        "http_p50_ms": statistics.median(http) * 1000,
-        "http_p95_ms": percentile(http, 0.95) * 1000,
+        "http_bookings_per_s": len(http.latencies) / http.elapsed,
+        "http_p50_ms": statistics.median(http.latencies) * 1000,
+        "http_p95_ms": percentile(http.latencies, 0.95) * 1000,
         "http_clients": size.http_clients,
-        "http_me_per_s": floor,
+        "http_server_cpu_ms": http_server_cpu / len(http.latencies) * 1000,
+        "http_client_cpu_ms": http.client_cpu_s / len(http.latencies) * 1000,
+        "http_me_per_s": len(floor.latencies) / floor.elapsed,
         "contenders": size.contenders,
-        "contention_booked": contention.get("201", 0),
-        "contention_refused": dict(sorted((k, v) for k, v in contention.items() if k != "201")),
-        "contention_s": contention_elapsed,
+        "contention_booked": contention.outcomes.get("201", 0),
+        "contention_refused": dict(sorted((k, v) for k, v in contention.outcomes.items() if k != "201")),
+        "contention_s": contention.elapsed,
         "double_bookings": doubles,
     }
     say(f"  {engine}: {json.dumps(figures)}")

@@ -4,7 +4,8 @@ exclusion constraints instead."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+PING_AFTER_IDLE_SECONDS = 2.0
+"""A pooled connection that has sat unused for longer is checked (one round trip) before it is handed
+out; one in steady use is not, so a busy server pays nothing for it."""
+
+RECYCLE_SECONDS = 1800
+"""Connections older than this are replaced, before a server or a firewall drops them for idling."""
+
+_BEFORE_COMMIT = "openvisit.before_commit"
 
 
 def normalise_url(url: str) -> str:
@@ -37,8 +47,37 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    kwargs.setdefault("pool_recycle", RECYCLE_SECONDS)
+    ping_after = kwargs.pop("ping_after_idle", PING_AFTER_IDLE_SECONDS)
+    engine = sa.create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_idle_connections(engine, ping_after)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Check a connection at checkout only when it has been idle for `idle_seconds`: one that the
+    server dropped meanwhile (a restart, an idle timeout) is replaced instead of failing the request.
+    A connection dropped while in steady use fails its statement; SQLAlchemy then invalidates the whole
+    pool, so the connections checked in before are replaced too (and the principal lookup, the first
+    statement of every authenticated request, retries once: auth._resolve)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                # The pool replaces the connection and checks out again.
+                raise sa.exc.DisconnectionError() from exc
+            raise
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -69,6 +108,13 @@ class Database:
         write_bind = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False, autoflush=True)
         self._read = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+        # PostgreSQL runs every statement of a READ COMMITTED transaction on a snapshot of its own, so a
+        # read-only session loses nothing in autocommit mode, and saves the BEGIN and ROLLBACK round trips.
+        query_bind = engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgresql else engine
+        self._query = sessionmaker(bind=query_bind, expire_on_commit=False, autoflush=False)
+        for maker in (self._write, self._read, self._query):
+            event.listen(maker, "before_commit", _run_before_commit)
+            event.listen(maker, "after_transaction_end", _forget_before_commit)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -86,6 +132,14 @@ class Database:
         with self._read() as session:
             yield session
 
+    @contextmanager
+    def query(self) -> Iterator[Session]:
+        """A session for reads that write nothing, in as few round trips as the database allows: on
+        PostgreSQL in autocommit mode (each statement sees what was committed when it began, as in a
+        READ COMMITTED transaction, without BEGIN and ROLLBACK); on SQLite a read transaction."""
+        with self._query() as session:
+            yield session
+
     def ping(self) -> None:
         """Raise when the database cannot be reached."""
         with self.engine.connect() as conn:
@@ -93,3 +147,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def before_commit(session: Session, hook: Callable[[Session], None]) -> None:
+    """Run `hook(session)` once, as the last step of the session's transaction before COMMIT (after its
+    pending changes are flushed): what must lock late, such as the audit chain's head, locks there.
+    A rolled-back transaction forgets its hooks."""
+    hooks: list[Callable[[Session], None]] = session.info.setdefault(_BEFORE_COMMIT, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def _run_before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's release; the hooks wait for the real commit
+    hooks: list[Callable[[Session], None]] = session.info.pop(_BEFORE_COMMIT, [])
+    if hooks:
+        session.flush()
+    for hook in hooks:
+        hook(session)
+
+
+def _forget_before_commit(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_BEFORE_COMMIT, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,9 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from openvisit.db.database import Database
+from openvisit.db.database import Database, before_commit
 from openvisit.db.models import AuditEntry, AuditHead
 from openvisit.domain.audit import GENESIS_HASH, ChainFault, ChainLink, entry_hash, verify_chain
+from openvisit.domain.enums import ActorKind
 from openvisit.domain.principal import Principal
 
 _VERIFY_BATCH = 2000
@@ -34,6 +36,11 @@ def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+_PENDING = "openvisit.audit_pending"
+
+_LOCK_HEAD = sa.select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+
+
 def record(
     session: Session,
     actor: Principal,
@@ -46,17 +53,14 @@ def record(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     ip: str | None = None,
-) -> AuditEntry:
-    """Append one entry in the caller's transaction; the head row lock keeps the chain linear."""
-    head = session.execute(
-        sa.select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
+) -> None:
+    """Add one entry to the caller's transaction; it is chained (seq, prev_hash, hash) as the last step
+    before that transaction commits, so that the chain's head stays locked only while it commits.
+
+    What the entry says is fixed now; an entry of a transaction that rolls back is never written."""
     actor_id = actor.user_id if actor.user_id is not None else actor.resident_id
-    link = ChainLink(
-        seq=head.seq + 1,
+    entry = ChainLink(
+        seq=0,
         at=at,
         actor_kind=actor.kind.value,
         actor_id=actor_id,
@@ -68,30 +72,59 @@ def record(
         before=_jsonable(before),
         after=_jsonable(after),
         ip=ip,
-        prev_hash=head.hash,
+        prev_hash="",
     )
-    digest = entry_hash(link)
-    entry = AuditEntry(
-        seq=link.seq,
-        at=link.at,
-        actor_kind=actor.kind,
-        actor_id=actor_id,
-        actor_label=actor.label,
-        action=action,
-        object_type=object_type,
-        object_id=link.object_id,
-        facility_id=facility_id,
-        before=link.before,
-        after=link.after,
-        ip=ip,
-        prev_hash=link.prev_hash,
-        hash=digest,
-    )
-    session.add(entry)
-    head.seq = link.seq
-    head.hash = digest
-    session.flush()
-    return entry
+    pending: list[ChainLink] = session.info.setdefault(_PENDING, [])
+    pending.append(entry)
+    before_commit(session, _append_pending)
+
+
+def _append_pending(session: Session) -> None:
+    """Chain the transaction's entries onto the head and move it, holding the head row's lock (on
+    PostgreSQL; SQLite's write transaction already holds the database's lock) until COMMIT."""
+    pending: list[ChainLink] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    connection = session.connection()
+    head = connection.execute(_LOCK_HEAD).one_or_none()
+    if head is None:
+        # The migration creates the head; a database made from the models alone may lack it.
+        connection.execute(sa.insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH))
+        seq, prev_hash = 0, GENESIS_HASH
+    else:
+        seq, prev_hash = head.seq, head.hash
+    rows: list[dict[str, Any]] = []
+    for entry in pending:
+        seq += 1
+        link = dataclasses.replace(entry, seq=seq, prev_hash=prev_hash)
+        digest = entry_hash(link)
+        rows.append(
+            {
+                "seq": link.seq,
+                "at": link.at,
+                "actor_kind": ActorKind(link.actor_kind),
+                "actor_id": link.actor_id,
+                "actor_label": link.actor_label,
+                "action": link.action,
+                "object_type": link.object_type,
+                "object_id": link.object_id,
+                "facility_id": link.facility_id,
+                "before": link.before,
+                "after": link.after,
+                "ip": link.ip,
+                "prev_hash": link.prev_hash,
+                "hash": digest,
+            }
+        )
+        prev_hash = digest
+    insert = sa.insert(AuditEntry).values(rows)
+    move = sa.update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev_hash)
+    if connection.dialect.name == "postgresql":
+        # One round trip for both while the lock is held: the entries and the head in one statement.
+        connection.execute(move.add_cte(insert.cte("appended")))
+    else:
+        connection.execute(insert)
+        connection.execute(move)
 
 
 def _as_link(e: AuditEntry) -> ChainLink:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import pyotp
 import sqlalchemy as sa
@@ -328,28 +329,94 @@ def station_login(
 # --- resolving a request ----------------------------------------------------------------------------
 
 
-def _load_subject(
-    ctx: AppContext,
-    session: Session,
-    user_id: int | None,
-    resident_id: int | None,
-    station_id: int | None,
-    pending: bool,
-) -> Principal | None:
-    if user_id is not None:
-        user = session.get(UserAccount, user_id)
-        if user is None or not user.is_active:
+def _subject_query(credential: type[ApiToken] | type[AuthSession]) -> sa.Select[*tuple[Any, ...]]:
+    """Everything a Principal needs from a session or token row, in one statement: the row, its user
+    (with the visitor profile and every grant, one row per grant) or its resident (with the facility's
+    zone). Built once: a statement object is compiled once and its cache key computed once."""
+    return (
+        sa.select(
+            credential.id,
+            credential.user_id,
+            credential.resident_id,
+            credential.station_id,
+            credential.expires_at,
+            UserAccount.email,
+            UserAccount.language.label("user_language"),
+            UserAccount.timezone,
+            UserAccount.is_active,
+            Visitor.id.label("visitor_id"),
+            StaffGrant.role,
+            StaffGrant.facility_id,
+            StaffGrant.link_center_id,
+            Resident.number,
+            Resident.language.label("resident_language"),
+            Resident.status,
+            Facility.timezone.label("facility_timezone"),
+        )
+        .select_from(credential)
+        .outerjoin(UserAccount, UserAccount.id == credential.user_id)
+        .outerjoin(Visitor, Visitor.user_id == UserAccount.id)
+        .outerjoin(StaffGrant, StaffGrant.user_id == UserAccount.id)
+        .outerjoin(Resident, Resident.id == credential.resident_id)
+        .outerjoin(Facility, Facility.id == Resident.facility_id)
+        .where(credential.token_hash == sa.bindparam("digest"))
+        .order_by(StaffGrant.id)
+    )
+
+
+_TOKEN_SUBJECT = _subject_query(ApiToken).add_columns(ApiToken.revoked_at)
+_SESSION_SUBJECT = _subject_query(AuthSession).add_columns(
+    AuthSession.second_factor_done, AuthSession.last_seen_at
+)
+
+
+def _principal_of(ctx: AppContext, rows: Sequence[sa.Row[Any]], pending: bool) -> Principal | None:
+    """The Principal of a credential's rows (one per grant), or None when its subject may not act."""
+    first = rows[0]
+    if first.user_id is not None:
+        if first.email is None or not first.is_active:
             return None
-        return principal_for_user(session, user, second_factor_pending=pending)
-    if resident_id is not None:
-        resident = session.get(Resident, resident_id)
-        if resident is None or resident.status is not ResidentStatus.ACTIVE:
+        return Principal(
+            kind=ActorKind.USER,
+            user_id=first.user_id,
+            visitor_id=first.visitor_id,
+            grants=tuple(
+                Grant(role=r.role, facility_id=r.facility_id, link_center_id=r.link_center_id)
+                for r in rows
+                if r.role is not None
+            ),
+            label=first.email,
+            language=first.user_language,
+            timezone=first.timezone,
+            second_factor_pending=pending,
+        )
+    if first.resident_id is not None:
+        if first.number is None or first.status is not ResidentStatus.ACTIVE:
             return None
-        facility = session.get(Facility, resident.facility_id)
-        return principal_for_resident(
-            resident, station_id, facility.timezone if facility else ctx.settings.default_timezone
+        return Principal(
+            kind=ActorKind.RESIDENT,
+            resident_id=first.resident_id,
+            station_id=first.station_id,
+            label=f"resident {first.number}",
+            language=first.resident_language,
+            timezone=first.facility_timezone or ctx.settings.default_timezone,
         )
     return None
+
+
+def _subject_rows(ctx: AppContext, query: sa.Select[*tuple[Any, ...]], token: str) -> Sequence[sa.Row[Any]]:
+    """The credential's rows, read in one round trip. This is the first statement of every
+    authenticated request: when it finds the connection dropped (a database restart), the pool has
+    been invalidated by then and one retry gets a fresh connection."""
+    params = {"digest": token_digest(token)}
+    for attempt in (1, 2):
+        try:
+            with ctx.db.query() as session:
+                return session.connection().execute(query, params).all()
+        except sa.exc.DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def principal_from_session(ctx: AppContext, token: str) -> Principal | None:
@@ -357,24 +424,18 @@ def principal_from_session(ctx: AppContext, token: str) -> Principal | None:
     if not token or len(token) > 200:
         return None
     now = ctx.clock()
-    with ctx.db.read() as session:
-        row = session.execute(
-            sa.select(AuthSession).where(AuthSession.token_hash == token_digest(token))
-        ).scalar_one_or_none()
-        if row is None or row.expires_at <= now:
-            return None
-        principal = _load_subject(
-            ctx, session, row.user_id, row.resident_id, row.station_id, not row.second_factor_done
-        )
-        touch = now - row.last_seen_at > SESSION_TOUCH_INTERVAL
-        session_id = row.id
-        hours = ctx.settings.session_hours if row.user_id is not None else 2
-    if principal is not None and touch:
+    rows = _subject_rows(ctx, _SESSION_SUBJECT, token)
+    if not rows or rows[0].expires_at <= now:
+        return None
+    row = rows[0]
+    principal = _principal_of(ctx, rows, not row.second_factor_done)
+    if principal is not None and now - row.last_seen_at > SESSION_TOUCH_INTERVAL:
         # Sliding expiry, written at most every few minutes so reads stay reads.
+        hours = ctx.settings.session_hours if row.user_id is not None else 2
         with ctx.db.write() as session:
             session.execute(
                 sa.update(AuthSession)
-                .where(AuthSession.id == session_id)
+                .where(AuthSession.id == row.id)
                 .values(last_seen_at=now, expires_at=now + timedelta(hours=hours))
             )
     return principal
@@ -385,13 +446,10 @@ def principal_from_api_token(ctx: AppContext, token: str) -> Principal | None:
     if not token or len(token) > 200:
         return None
     now = ctx.clock()
-    with ctx.db.read() as session:
-        row = session.execute(
-            sa.select(ApiToken).where(ApiToken.token_hash == token_digest(token))
-        ).scalar_one_or_none()
-        if row is None or row.revoked_at is not None or row.expires_at <= now:
-            return None
-        return _load_subject(ctx, session, row.user_id, row.resident_id, row.station_id, False)
+    rows = _subject_rows(ctx, _TOKEN_SUBJECT, token)
+    if not rows or rows[0].revoked_at is not None or rows[0].expires_at <= now:
+        return None
+    return _principal_of(ctx, rows, False)
 
 
 def logout(ctx: AppContext, token: str, meta: RequestMeta) -> None:
