@@ -14,7 +14,6 @@ import contextlib
 import fractions
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -151,7 +150,7 @@ class EncodedPatternTrack(MediaStreamTrack):
         self._pace = _Paced(1 / fps)
         self._fps = fps
 
-    async def recv(self) -> Packet[Any]:  # type: ignore[override]
+    async def recv(self) -> Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         n = await self._pace.next()
@@ -190,15 +189,15 @@ class EncodedToneTrack(ToneTrack):
         super().__init__(hz, level)
         codec = CodecContext.create("libopus", "w")
         codec.bit_rate = 48_000
-        codec.format = "s16"  # type: ignore[attr-defined]
-        codec.layout = "mono"  # type: ignore[attr-defined]
-        codec.sample_rate = SAMPLE_RATE  # type: ignore[attr-defined]
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = SAMPLE_RATE
         codec.time_base = AUDIO_TIME_BASE
         self._payloads: list[bytes] = []
         for n in range(50):
             frame = AudioFrame.from_ndarray(self.samples(n).reshape(1, -1), format="s16", layout="mono")
             frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, n * AUDIO_SAMPLES, AUDIO_TIME_BASE
-            self._payloads += [bytes(p) for p in codec.encode(frame)]  # type: ignore[attr-defined]
+            self._payloads += [bytes(p) for p in codec.encode(frame)]
 
     async def recv(self) -> Packet[Any]:  # type: ignore[override]
         if self.readyState != "live":
