@@ -223,8 +223,10 @@ class SignallingHub:
         already scheduled keeps its timer (its end does not move)."""
         if self._closed or visit_id in self._timers:
             return
+        # The marks still ahead are fixed now, not when the task first runs.
+        marks = countdown_marks(ends_at, self.clock())
         task = asyncio.create_task(
-            self._run(visit_id, ends_at, on_mark, on_end), name=f"visit-{visit_id}-timer"
+            self._run(visit_id, marks, ends_at, on_mark, on_end), name=f"visit-{visit_id}-timer"
         )
         self._timers[visit_id] = task
 
@@ -246,9 +248,16 @@ class SignallingHub:
                 return
             await asyncio.sleep(min(remaining, self.tick))
 
-    async def _run(self, visit_id: int, ends_at: datetime, on_mark: MarkHandler, on_end: EndHandler) -> None:
+    async def _run(
+        self,
+        visit_id: int,
+        marks: list[tuple[int, datetime]],
+        ends_at: datetime,
+        on_mark: MarkHandler,
+        on_end: EndHandler,
+    ) -> None:
         try:
-            for minutes, at in countdown_marks(ends_at, self.clock()):
+            for minutes, at in marks:
                 await self.sleep_until(at)
                 try:
                     await on_mark(minutes)

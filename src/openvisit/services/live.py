@@ -748,7 +748,7 @@ def wall_of(ctx: AppContext, facility_id: int) -> list[WallVisit]:
                 sa.select(VisitParticipant.visit_id, sa.func.count())
                 .where(VisitParticipant.visit_id.in_(ids), VisitParticipant.role != ParticipantRole.LEAD)
                 .group_by(VisitParticipant.visit_id)
-            ).tuples()
+            ).all()
         )
         tiles = []
         for v in visits:

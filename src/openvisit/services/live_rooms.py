@@ -187,8 +187,9 @@ class LiveRooms:
             log.info("visit %s failed: the server restarted during it", ended.visit_id)
         if recovery.recordings and self.engine is not None:
             # Examining files needs no worker: the engine is not started for it.
-            paths = [Path(path) for _, path in recovery.recordings]
-            results = await self.engine.recover_recordings(paths)
+            # A file never written (its room did not open) has nothing to examine: it is marked damaged.
+            paths = [Path(path) for _, path in recovery.recordings if Path(path).is_file()]
+            results = await self.engine.recover_recordings(paths) if paths else []
             await self._db(recordings.recover, self.ctx, recovery.recordings, results)
         for item in recovery.open:
             room = _Room(item.visit_id, item.facility_id, item.kind, item.ends_at, recovered=True)
@@ -356,7 +357,12 @@ class LiveRooms:
         if room.recording_id is None:
             return
         recording_id, room.recording_id = room.recording_id, None
-        if result is None and room.recording_path is not None and self.engine is not None:
+        if (
+            result is None
+            and room.recording_path is not None
+            and room.recording_path.is_file()
+            and self.engine is not None
+        ):
             # Nothing came back from closing the room: whatever is in the file is examined.
             with contextlib.suppress(Exception):
                 found = await self.engine.recover_recordings([room.recording_path])
@@ -368,7 +374,7 @@ class LiveRooms:
             return
         recording_id, room.recording_id = room.recording_id, None
         result = None
-        if room.recording_path is not None:
+        if room.recording_path is not None and room.recording_path.is_file():
             with contextlib.suppress(Exception):
                 found = await engine.recover_recordings([room.recording_path])
                 result = found[0] if found else None

@@ -230,19 +230,18 @@ def search(
             .join(Visit, Visit.id == Recording.visit_id)
             .join(Resident, Resident.id == Visit.resident_id)
             .where(Visit.facility_id == facility_id, Recording.status != RecordingStatus.PURGED)
-            .order_by(Recording.started_at.desc(), Recording.id.desc())
+            .order_by(Visit.starts_at.desc(), Recording.started_at.desc(), Recording.id.desc())
         )
-        text = (resident or "").strip().lower()
+        text = " ".join((resident or "").split())[:120]
         if text:
-            pattern = f"%{text}%"
-            query = query.where(
-                sa.or_(
-                    sa.func.lower(Resident.number) == text,
-                    sa.func.lower(Resident.last_name).like(pattern),
-                    sa.func.lower(Resident.first_name).like(pattern),
-                    sa.func.lower(Resident.number).like(pattern),
-                )
-            )
+            # SQLite's lower() folds ASCII only, and names here are mostly Cyrillic: the typed text is
+            # also tried as people write names (Петров, ПЕТРОВ, петров).
+            variants = {text, text.lower(), text.upper(), text.capitalize(), text.title()}
+            clauses = [sa.func.lower(Resident.number).like(f"%{text.lower()}%")]
+            for variant in variants:
+                clauses.append(Resident.last_name.like(f"%{variant}%"))
+                clauses.append(Resident.first_name.like(f"%{variant}%"))
+            query = query.where(sa.or_(*clauses))
         start, end = _day_bounds(day_from, day_to, facility.timezone)
         if start is not None:
             query = query.where(Visit.starts_at >= start)
@@ -337,9 +336,11 @@ def media_file(
     without a new log row; without one, a new playback session is logged first. Access is checked anew
     either way."""
     if not token:
-        playback = start_playback(ctx, p, recording_id, meta)
-        access_id = playback.access_id
-    else:
+        access_id = start_playback(ctx, p, recording_id, meta).access_id
+    with ctx.db.read() as session:
+        rec, _visit = _recording_in_scope(session, p, recording_id)
+        path = _playable(rec)
+    if token:
         claims = tokens.verify(ctx, PLAYBACK_PURPOSE, token)
         if (
             claims.get("r") != recording_id
@@ -347,12 +348,10 @@ def media_file(
             or not isinstance(claims.get("a"), int)
         ):
             raise Forbidden(
-                "recording.playback_invalid", N_("This playback link is not yours. Open the recording again.")
+                "recording.playback_invalid",
+                N_("This playback link is not yours. Open the recording again."),
             )
         access_id = int(claims["a"])
-    with ctx.db.read() as session:
-        rec, _visit = _recording_in_scope(session, p, recording_id)
-        path = _playable(rec)
     return MediaFile(path, CONTENT_TYPES.get(path.suffix, "application/octet-stream"), access_id)
 
 
@@ -482,14 +481,14 @@ def transparency(
                 sa.select(Visit.kind, sa.func.count())
                 .where(in_period, Visit.status.in_(HELD_STATUSES))
                 .group_by(Visit.kind)
-            ).tuples()
+            ).all()
         )
         ended = dict(
             session.execute(
                 sa.select(Visit.status, sa.func.count())
                 .where(in_period, Visit.status.in_((VisitStatus.TERMINATED, VisitStatus.FAILED)))
                 .group_by(Visit.status)
-            ).tuples()
+            ).all()
         )
         recorded = dict(
             session.execute(
@@ -497,7 +496,7 @@ def transparency(
                 .join(Visit, Visit.id == Recording.visit_id)
                 .where(in_period)
                 .group_by(Recording.visit_kind)
-            ).tuples()
+            ).all()
         )
         audit_in_period = sa.and_(
             AuditEntry.facility_id == facility_id, AuditEntry.at >= start, AuditEntry.at < end
