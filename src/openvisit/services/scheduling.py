@@ -10,14 +10,17 @@ first statement (BEGIN IMMEDIATE)."""
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_right
+import functools
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, selectinload
 
 from openvisit.db.models import (
@@ -29,12 +32,14 @@ from openvisit.db.models import (
     HousingUnit,
     KeepApart,
     LinkCenter,
+    Notification,
     Resident,
     ResidentAlert,
     Restriction,
     SessionTemplate,
     Station,
     StationGroup,
+    UserAccount,
     Visit,
     VisitEvent,
     Visitor,
@@ -48,6 +53,8 @@ from openvisit.domain.enums import (
     BookableBy,
     ConnectionKind,
     ConnectionStatus,
+    NotificationChannel,
+    NotificationStatus,
     ParticipantRole,
     ResidentStatus,
     Role,
@@ -76,6 +83,18 @@ ACTIVE = tuple(ACTIVE_VISIT_STATUSES)
 
 
 # --- loading the rules and the facility's shape ---------------------------------------------------
+#
+# Availability and booking run statements built once, here: SQLAlchemy then compiles each once and
+# computes its cache key once, which is most of what a statement built anew on every call costs.
+# They run on the session's connection, after flushing whatever the session still holds.
+
+
+def _conn(session: Session) -> sa.Connection:
+    """The session's connection, with the session's pending changes flushed (Core statements on the
+    connection do not autoflush)."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()
 
 
 def rules_of(facility: Facility) -> Rules:
@@ -95,11 +114,124 @@ def rules_of(facility: Facility) -> Rules:
     )
 
 
-def _templates(session: Session, facility_id: int) -> list[Template]:
-    # Plain rows, with the units in the same query: availability reads every template on every call.
+_RULE_COLUMNS = (
+    Facility.timezone,
+    Facility.changeover_minutes,
+    Facility.public_min_notice_hours,
+    Facility.public_max_days,
+    Facility.staff_min_notice_hours,
+    Facility.staff_max_days,
+    Facility.legal_min_notice_hours,
+    Facility.hold_minutes,
+    Facility.allowance_count,
+    Facility.allowance_period,
+    Facility.max_visitors,
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _rules(values: tuple[Any, ...]) -> Rules:
+    """Rules from the values of _RULE_COLUMNS, in that order (one object per distinct set of values)."""
+    return Rules(*values)
+
+
+@dataclass(frozen=True)
+class _Person:
+    """The resident as scheduling needs them, with their facility's rules and, for a visitor asking,
+    the status of that visitor's own link to them."""
+
+    id: int
+    facility_id: int
+    unit_id: int | None
+    status: ResidentStatus
+    allowance_override: int | None
+    language: str
+    rules: Rules
+    link: ConnectionStatus | None
+    has_alert: bool
+    expired_holds: bool
+    """Some of their holds have run out but are not yet cancelled."""
+
+
+def _person_query() -> sa.Select[*tuple[Any, ...]]:
+    link = (
+        sa.select(Connection.status)
+        .where(
+            Connection.resident_id == Resident.id,
+            Connection.visitor_id == sa.bindparam("visitor_id"),
+            Connection.dependent_id.is_(None),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    alert = sa.exists().where(ResidentAlert.resident_id == Resident.id, ResidentAlert.active.is_(True))
+    expired = sa.exists().where(
+        Visit.resident_id == Resident.id,
+        Visit.status == VisitStatus.HELD,
+        Visit.hold_expires_at <= sa.bindparam("now"),
+    )
+    return (
+        sa.select(
+            Resident.id,
+            Resident.facility_id,
+            Resident.unit_id,
+            Resident.status,
+            Resident.allowance_override,
+            Resident.language,
+            link.label("link"),
+            alert.label("has_alert"),
+            expired.label("expired_holds"),
+            *_RULE_COLUMNS,
+        )
+        .join(Facility, Facility.id == Resident.facility_id)
+        .where(Resident.id == sa.bindparam("resident_id"))
+    )
+
+
+_PERSON = _person_query()
+_PERSON_LOCKED = _PERSON.with_for_update(of=Resident)
+"""The same, locking the resident's row: bookings that touch one resident run one after the other."""
+
+
+def _person(session: Session, p: Principal, resident_id: int, now: datetime, *, lock: bool) -> _Person:
+    """The resident, if `p` may book for them: facility staff, or a visitor with any link to them
+    (a pending link is told so; no link at all looks like no such resident)."""
+    visitor = p.visitor_id is not None and not p.is_staff
+    if not visitor:
+        access_resident_by_id(session, p, resident_id)
+    row = (
+        _conn(session)
+        .execute(
+            _PERSON_LOCKED if lock else _PERSON,
+            {"resident_id": resident_id, "visitor_id": p.visitor_id if visitor else None, "now": now},
+        )
+        .one_or_none()
+    )
+    if row is None or (visitor and row.link is None):
+        raise NotFound("resident.not_found", N_("No such resident."))
+    if visitor and row.link is not ConnectionStatus.APPROVED:
+        raise Forbidden(
+            "visit.visitor_not_approved",
+            N_("Everyone in the visit must be approved to visit this person."),
+        )
+    return _Person(
+        id=row.id,
+        facility_id=row.facility_id,
+        unit_id=row.unit_id,
+        status=row.status,
+        allowance_override=row.allowance_override,
+        language=row.language,
+        rules=_rules(tuple(row[9:])),
+        link=row.link,
+        has_alert=bool(row.has_alert),
+        expired_holds=bool(row.expired_holds),
+    )
+
+
+def _template_query() -> sa.Select[*tuple[Any, ...]]:
     link = session_template_unit
     t = SessionTemplate
-    found = session.execute(
+    return (
         sa.select(
             t.id,
             t.group_id,
@@ -119,41 +251,58 @@ def _templates(session: Session, facility_id: int) -> list[Template]:
             link.c.unit_id,
         )
         .outerjoin(link, link.c.template_id == t.id)
-        .where(t.facility_id == facility_id)
+        .where(t.facility_id == sa.bindparam("facility_id"))
         .order_by(t.id)
-    ).all()
-    rows = list({r.id: r for r in found}.values())
+    )
+
+
+_TEMPLATES = _template_query()
+_TEMPLATES_ON = _TEMPLATES.where(SessionTemplate.weekday == sa.bindparam("weekday"))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_templates(rows: tuple[tuple[Any, ...], ...]) -> tuple[Template, ...]:
+    """Templates from their rows (one per template and unit): parsed once per distinct set of rows."""
     units: dict[int, set[int]] = defaultdict(set)
-    for r in found:
-        if r.unit_id is not None:
-            units[r.id].add(r.unit_id)
-    return [
+    first: dict[int, tuple[Any, ...]] = {}
+    for r in rows:
+        first.setdefault(r[0], r)
+        if r[15] is not None:
+            units[r[0]].add(r[15])
+    return tuple(
         Template(
-            id=r.id,
-            group_id=r.group_id,
-            weekday=r.weekday,
-            start_time=r.start_time,
-            end_time=r.end_time,
-            slot_minutes=r.slot_minutes,
-            buffer_minutes=r.buffer_minutes,
-            valid_from=r.valid_from,
-            valid_to=r.valid_to,
-            every_n_weeks=r.every_n_weeks,
-            allow_social=r.allow_social,
-            allow_legal=r.allow_legal,
-            allow_home=r.allow_home,
-            allow_link_center=r.allow_link_center,
-            bookable_by=r.bookable_by,
-            unit_ids=frozenset(units.get(r.id, ())),
+            id=r[0],
+            group_id=r[1],
+            weekday=r[2],
+            start_time=r[3],
+            end_time=r[4],
+            slot_minutes=r[5],
+            buffer_minutes=r[6],
+            valid_from=r[7],
+            valid_to=r[8],
+            every_n_weeks=r[9],
+            allow_social=r[10],
+            allow_legal=r[11],
+            allow_home=r[12],
+            allow_link_center=r[13],
+            bookable_by=r[14],
+            unit_ids=frozenset(units.get(r[0], ())),
         )
-        for r in rows
-    ]
+        for r in first.values()
+    )
 
 
-def _stations(
-    session: Session, *, facility_id: int | None = None, link_center_id: int | None = None
-) -> list[StationInfo]:
-    query = sa.select(
+def _templates(session: Session, facility_id: int, *, weekday: int | None = None) -> list[Template]:
+    """The facility's templates (of one weekday only, when given), units included, in one statement."""
+    if weekday is None:
+        rows = _conn(session).execute(_TEMPLATES, {"facility_id": facility_id})
+    else:
+        rows = _conn(session).execute(_TEMPLATES_ON, {"facility_id": facility_id, "weekday": weekday})
+    return list(_parse_templates(tuple(tuple(r) for r in rows)))
+
+
+def _station_query() -> sa.Select[*tuple[Any, ...]]:
+    return sa.select(
         Station.id,
         Station.code,
         Station.kind,
@@ -161,26 +310,53 @@ def _stations(
         Station.unit_id,
         Station.room,
         Station.status,
-    )
-    if facility_id is not None:
-        query = query.where(Station.facility_id == facility_id)
-    if link_center_id is not None:
-        query = query.where(Station.link_center_id == link_center_id)
-    return [
+    ).order_by(Station.code)
+
+
+_FACILITY_STATIONS = _station_query().where(Station.facility_id == sa.bindparam("facility_id"))
+_LINK_CENTER_STATIONS = _station_query().where(Station.link_center_id == sa.bindparam("link_center_id"))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_stations(rows: tuple[tuple[Any, ...], ...]) -> tuple[StationInfo, ...]:
+    return tuple(
         StationInfo(
-            id=s.id,
-            code=s.code,
-            kind=s.kind,
-            group_id=s.group_id,
-            unit_id=s.unit_id,
-            room=s.room,
-            in_service=s.status is StationStatus.IN_SERVICE,
+            id=s[0],
+            code=s[1],
+            kind=s[2],
+            group_id=s[3],
+            unit_id=s[4],
+            room=s[5],
+            in_service=s[6] is StationStatus.IN_SERVICE,
         )
-        for s in session.execute(query.order_by(Station.code))
-    ]
+        for s in rows
+    )
 
 
-def _live(now: datetime) -> sa.ColumnElement[bool]:
+def _stations(
+    session: Session, *, facility_id: int | None = None, link_center_id: int | None = None
+) -> list[StationInfo]:
+    if facility_id is not None and link_center_id is None:
+        rows = _conn(session).execute(_FACILITY_STATIONS, {"facility_id": facility_id})
+    elif link_center_id is not None and facility_id is None:
+        rows = _conn(session).execute(_LINK_CENTER_STATIONS, {"link_center_id": link_center_id})
+    else:
+        query = _station_query()
+        if facility_id is not None:
+            query = query.where(Station.facility_id == facility_id)
+        if link_center_id is not None:
+            query = query.where(Station.link_center_id == link_center_id)
+        rows = _conn(session).execute(query)
+    return list(_parse_stations(tuple(tuple(r) for r in rows)))
+
+
+@functools.lru_cache(maxsize=512)
+def _slots_of(templates: tuple[Template, ...], timezone: str, first: date, last: date) -> tuple[Slot, ...]:
+    """generate_slots, once per set of templates, zone and days (the result is shared: never changed)."""
+    return tuple(rules_.generate_slots(templates, ZoneInfo(timezone), first, last))
+
+
+def _live(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
     """Active visits, not counting holds that have run out (the sweep will cancel them)."""
     return sa.and_(
         Visit.status.in_(ACTIVE),
@@ -196,29 +372,24 @@ class _Occupied:
     appointments: list[Busy]
     blocks: list[tuple[Busy, int | None]]
     kept_apart: list[Busy]
+    allowance: list[datetime]
+    """Starts of the resident's visits that use allowance in the period asked for."""
 
 
-def _occupied(
-    session: Session,
-    resident: Resident,
-    *,
-    station_ids: Sequence[int],
-    booth_ids: Sequence[int],
-    visitor_ids: Sequence[int],
-    start: datetime,
-    end: datetime,
-    now: datetime,
-) -> _Occupied:
-    """Everything over [start, end) that can stand in a visit's way, in one round trip (a UNION ALL whose
-    every part uses its own index): the live visits of the stations and booths, of the resident, of the
-    visitors and of residents kept apart from this one; the resident's appointments; and the blocked
-    periods of the facility or the resident's unit (a station block names its station, and only takes
-    that station out)."""
+@functools.cache
+def _occupied_query(
+    stations: bool, booths: bool, visitors: bool, allowance: bool
+) -> sa.CompoundSelect[*tuple[Any, ...]]:
+    """The UNION ALL of _occupied, for the parts asked for; its parameters: resident_id, facility_id,
+    unit_id, start, end, now, and station_ids, booth_ids, visitor_ids, allowance_start, allowance_end
+    for the parts that use them."""
     no_id = sa.cast(sa.null(), sa.Integer)
+    resident_id = sa.bindparam("resident_id", type_=sa.Integer)
+    start: sa.BindParameter[datetime] = sa.bindparam("start")
+    end: sa.BindParameter[datetime] = sa.bindparam("end")
+    now: sa.BindParameter[datetime] = sa.bindparam("now")
 
-    def visits(
-        tag: str, condition: sa.ColumnElement[bool]
-    ) -> sa.Select[str, int, int, int | None, datetime, datetime]:
+    def visits(tag: str, condition: sa.ColumnElement[bool]) -> sa.Select[*tuple[Any, ...]]:
         return sa.select(
             sa.literal(tag).label("tag"),
             Visit.id,
@@ -230,11 +401,11 @@ def _occupied(
 
     partners = sa.select(
         sa.case(
-            (KeepApart.resident_a_id == resident.id, KeepApart.resident_b_id), else_=KeepApart.resident_a_id
+            (KeepApart.resident_a_id == resident_id, KeepApart.resident_b_id), else_=KeepApart.resident_a_id
         )
-    ).where(sa.or_(KeepApart.resident_a_id == resident.id, KeepApart.resident_b_id == resident.id))
-    parts = [
-        visits("resident", Visit.resident_id == resident.id),
+    ).where(sa.or_(KeepApart.resident_a_id == resident_id, KeepApart.resident_b_id == resident_id))
+    parts: list[sa.Select[*tuple[Any, ...]]] = [
+        visits("resident", Visit.resident_id == resident_id),
         visits("kept_apart", Visit.resident_id.in_(partners)),
         sa.select(
             sa.literal("appointment"),
@@ -244,7 +415,7 @@ def _occupied(
             Appointment.starts_at,
             Appointment.ends_at,
         ).where(
-            Appointment.resident_id == resident.id, Appointment.starts_at < end, Appointment.ends_at > start
+            Appointment.resident_id == resident_id, Appointment.starts_at < end, Appointment.ends_at > start
         ),
         sa.select(
             sa.literal("block"),
@@ -254,22 +425,77 @@ def _occupied(
             BlockedPeriod.starts_at,
             BlockedPeriod.ends_at,
         ).where(
-            BlockedPeriod.facility_id == resident.facility_id,
+            BlockedPeriod.facility_id == sa.bindparam("facility_id"),
             BlockedPeriod.starts_at < end,
             BlockedPeriod.ends_at > start,
-            sa.or_(BlockedPeriod.unit_id.is_(None), BlockedPeriod.unit_id == resident.unit_id),
+            sa.or_(BlockedPeriod.unit_id.is_(None), BlockedPeriod.unit_id == sa.bindparam("unit_id")),
         ),
     ]
-    if station_ids:
-        parts.append(visits("station", Visit.station_id.in_(station_ids)))
-    if booth_ids:
-        parts.append(visits("booth", Visit.booth_station_id.in_(booth_ids)))
-    if visitor_ids:
-        party = sa.select(VisitParticipant.visit_id).where(VisitParticipant.visitor_id.in_(visitor_ids))
+    if stations:
+        parts.append(visits("station", Visit.station_id.in_(sa.bindparam("station_ids", expanding=True))))
+    if booths:
+        parts.append(visits("booth", Visit.booth_station_id.in_(sa.bindparam("booth_ids", expanding=True))))
+    if visitors:
+        party = sa.select(VisitParticipant.visit_id).where(
+            VisitParticipant.visitor_id.in_(sa.bindparam("visitor_ids", expanding=True))
+        )
         parts.append(visits("visitor", Visit.id.in_(party)))
+    if allowance:
+        parts.append(
+            sa.select(sa.literal("allowance"), Visit.id, no_id, no_id, Visit.starts_at, Visit.ends_at).where(
+                Visit.resident_id == resident_id,
+                Visit.kind == VisitKind.SOCIAL,
+                Visit.counts_toward_allowance.is_(True),
+                Visit.starts_at >= sa.bindparam("allowance_start"),
+                Visit.starts_at < sa.bindparam("allowance_end"),
+                Visit.status.in_(tuple(rules_.ALLOWANCE_STATUSES)),
+                sa.or_(Visit.status != VisitStatus.HELD, Visit.hold_expires_at > now),
+            )
+        )
+    return sa.union_all(*parts)
+
+
+def _occupied(
+    session: Session,
+    resident: _Person,
+    *,
+    station_ids: Sequence[int],
+    booth_ids: Sequence[int],
+    visitor_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    allowance: tuple[datetime, datetime] | None = None,
+) -> _Occupied:
+    """Everything over [start, end) that can stand in a visit's way, in one round trip (a UNION ALL whose
+    every part uses its own index): the live visits of the stations and booths, of the resident, of the
+    visitors and of residents kept apart from this one; the resident's appointments; and the blocked
+    periods of the facility or the resident's unit (a station block names its station, and only takes
+    that station out). With `allowance`, also the starts of the resident's visits that use allowance
+    in that period."""
+    query = _occupied_query(bool(station_ids), bool(booth_ids), bool(visitor_ids), allowance is not None)
+    params: dict[str, Any] = {
+        "resident_id": resident.id,
+        "facility_id": resident.facility_id,
+        "unit_id": resident.unit_id,
+        "start": start,
+        "end": end,
+        "now": now,
+    }
+    if station_ids:
+        params["station_ids"] = list(station_ids)
+    if booth_ids:
+        params["booth_ids"] = list(booth_ids)
+    if visitor_ids:
+        params["visitor_ids"] = list(visitor_ids)
+    if allowance is not None:
+        params["allowance_start"], params["allowance_end"] = allowance
     by_station: dict[int, list[Busy]] = defaultdict(list)
-    found = _Occupied(defaultdict(BusyTimes), [], [], [], [], [])
-    for tag, ref, station_id, booth_id, starts_at, ends_at in session.execute(sa.union_all(*parts)):
+    found = _Occupied(defaultdict(BusyTimes), [], [], [], [], [], [])
+    for tag, ref, station_id, booth_id, starts_at, ends_at in _conn(session).execute(query, params):
+        if tag == "allowance":
+            found.allowance.append(starts_at)
+            continue
         busy = Busy(starts_at, ends_at, ref)
         if tag in ("station", "booth"):
             where = station_id if tag == "station" else booth_id
@@ -302,69 +528,23 @@ def _rooms_busy_at(
     }
 
 
-def _allowance_of(resident: Resident, rules: Rules) -> int:
+def _allowance_of(resident: Resident | _Person, rules: Rules) -> int:
     return resident.allowance_override if resident.allowance_override is not None else rules.allowance_count
 
 
-def _allowance_used(session: Session, resident_id: int, start: datetime, end: datetime, now: datetime) -> int:
-    return int(
-        session.execute(
-            sa.select(sa.func.count()).where(
-                Visit.resident_id == resident_id,
-                Visit.kind == VisitKind.SOCIAL,
-                Visit.counts_toward_allowance.is_(True),
-                Visit.starts_at >= start,
-                Visit.starts_at < end,
-                Visit.status.in_(tuple(rules_.ALLOWANCE_STATUSES)),
-                sa.or_(Visit.status != VisitStatus.HELD, Visit.hold_expires_at > now),
-            )
-        ).scalar_one()
-    )
-
-
 def _allowance_used_in(
-    session: Session, resident_id: int, periods: Sequence[tuple[datetime, datetime]], now: datetime
+    starts: Iterable[datetime], periods: Sequence[tuple[datetime, datetime]]
 ) -> dict[tuple[datetime, datetime], int]:
-    """_allowance_used for each of `periods` (in time order, not overlapping), in one query."""
-    if not periods:
-        return {}
-    starts = session.execute(
-        sa.select(Visit.starts_at).where(
-            Visit.resident_id == resident_id,
-            Visit.kind == VisitKind.SOCIAL,
-            Visit.counts_toward_allowance.is_(True),
-            Visit.starts_at >= periods[0][0],
-            Visit.starts_at < periods[-1][1],
-            Visit.status.in_(tuple(rules_.ALLOWANCE_STATUSES)),
-            sa.or_(Visit.status != VisitStatus.HELD, Visit.hold_expires_at > now),
-        )
-    ).scalars()
+    """How many of `starts` fall in each of `periods` (in time order, not overlapping)."""
     used = dict.fromkeys(periods, 0)
+    if not periods:
+        return used
     firsts = [first for first, _ in periods]
     for at in starts:
-        period = periods[bisect_right(firsts, at) - 1]
-        if at < period[1]:
-            used[period] += 1
+        index = bisect_right(firsts, at) - 1
+        if index >= 0 and at < periods[index][1]:
+            used[periods[index]] += 1
     return used
-
-
-def _active_restriction(
-    session: Session, visitor_ids: Sequence[int], facility_id: int, at: datetime
-) -> Restriction | None:
-    if not visitor_ids:
-        return None
-    return session.execute(
-        sa.select(Restriction)
-        .where(
-            Restriction.visitor_id.in_(visitor_ids),
-            Restriction.lifted_at.is_(None),
-            Restriction.starts_at <= at,
-            sa.or_(Restriction.ends_at.is_(None), Restriction.ends_at > at),
-            sa.or_(Restriction.facility_id.is_(None), Restriction.facility_id == facility_id),
-        )
-        .order_by(Restriction.ends_at.desc().nulls_first())
-        .limit(1)
-    ).scalar_one_or_none()
 
 
 def _has_alert(session: Session, resident_id: int) -> bool:
@@ -390,30 +570,6 @@ def _facility(session: Session, facility_id: int) -> Facility:
 
 def _is_booking_staff(p: Principal, facility_id: int) -> bool:
     return any(p.holds(role, facility_id=facility_id) for role in BOOKING_STAFF_ROLES)
-
-
-def _resident_for_booking(session: Session, p: Principal, resident_id: int) -> Resident:
-    """The resident, if `p` may book for them: facility staff, or a visitor with any link to them
-    (a pending link is told so; no link at all looks like no such resident)."""
-    if p.visitor_id is not None and not p.is_staff:
-        linked = session.execute(
-            sa.select(Connection.status).where(
-                Connection.resident_id == resident_id,
-                Connection.visitor_id == p.visitor_id,
-                Connection.dependent_id.is_(None),
-            )
-        ).scalar_one_or_none()
-        if linked is None:
-            raise NotFound("resident.not_found", N_("No such resident."))
-        if linked is not ConnectionStatus.APPROVED:
-            raise Forbidden(
-                "visit.visitor_not_approved",
-                N_("Everyone in the visit must be approved to visit this person."),
-            )
-        resident = session.get(Resident, resident_id)
-        assert resident is not None
-        return resident
-    return access_resident_by_id(session, p, resident_id)
 
 
 # --- availability ---------------------------------------------------------------------------------
@@ -468,11 +624,14 @@ class _World:
     blocks: list[tuple[Busy, int | None]]
     kept_apart: list[Busy]
     booths: list[StationInfo]
+    by_group: dict[int, list[StationInfo]]
+    """The stations of each group that the resident may use, by code: the candidates of its slots."""
+    allowance: list[datetime]
 
 
 def _load_world(
     session: Session,
-    resident: Resident,
+    resident: _Person,
     visitor_ids: Sequence[int],
     start: datetime,
     end: datetime,
@@ -481,13 +640,21 @@ def _load_world(
     *,
     group_ids: Iterable[int],
     stations: list[StationInfo] | None = None,
+    allowance: tuple[datetime, datetime] | None = None,
 ) -> _World:
     """The world of the slots of `group_ids`: only stations of those groups that the resident may use
     are loaded with their visits (every station still names its room, for keep-apart)."""
     every = stations if stations is not None else _stations(session, facility_id=resident.facility_id)
+    by_group = {
+        g: sorted(
+            rules_.eligible_stations(every, group_id=g, resident_unit_id=resident.unit_id),
+            key=lambda s: s.code,
+        )
+        for g in sorted(set(group_ids))
+    }
     usable = [
         s
-        for g in sorted(set(group_ids))
+        for g in by_group
         for s in rules_.eligible_stations(every, group_id=g, resident_unit_id=resident.unit_id)
     ]
     booths = _stations(session, link_center_id=link_center_id) if link_center_id is not None else []
@@ -500,17 +667,20 @@ def _load_world(
         start=start,
         end=end,
         now=now,
+        allowance=allowance,
     )
     return _World(
         stations=usable,
         rooms={s.id: s.room for s in every},
         busy_by_station=occupied.by_station,
-        resident_busy=occupied.resident,
+        resident_busy=BusyTimes(occupied.resident),
         appointments=occupied.appointments,
-        visitor_busy=occupied.visitors,
+        visitor_busy=BusyTimes(occupied.visitors),
         blocks=occupied.blocks,
         kept_apart=occupied.kept_apart,
         booths=[b for b in booths if b.kind is StationKind.LINK_BOOTH],
+        by_group=by_group,
+        allowance=occupied.allowance,
     )
 
 
@@ -528,9 +698,7 @@ class _Placement:
     booth: StationInfo | None
 
 
-def _place(
-    world: _World, slot: Slot, resident: Resident, mode: VisitMode
-) -> tuple[_Placement | None, str | None]:
+def _place(world: _World, slot: Slot, mode: VisitMode) -> tuple[_Placement | None, str | None]:
     """Where the visit would take place, or the code of the first reason it cannot."""
     start, end = slot.starts_at, slot.ends_at
     blocked_stations: set[int] = set()
@@ -539,20 +707,16 @@ def _place(
             if station_id is None:
                 return None, "visit.blocked"
             blocked_stations.add(station_id)
-    if rules_.any_overlap(start, end, world.appointments):
+    if world.appointments and rules_.any_overlap(start, end, world.appointments):
         return None, "visit.resident_has_appointment"
-    if rules_.any_overlap(start, end, world.resident_busy):
+    if world.resident_busy and rules_.any_overlap(start, end, world.resident_busy):
         return None, "visit.resident_busy"
-    if rules_.any_overlap(start, end, world.visitor_busy):
+    if world.visitor_busy and rules_.any_overlap(start, end, world.visitor_busy):
         return None, "visit.visitor_busy"
-    candidates = [
-        s
-        for s in rules_.eligible_stations(
-            world.stations, group_id=slot.group_id, resident_unit_id=resident.unit_id
-        )
-        if s.id not in blocked_stations
-    ]
-    rooms = _rooms_busy_at(world.kept_apart, world.rooms, start, end)
+    candidates = world.by_group.get(slot.group_id, [])
+    if blocked_stations:
+        candidates = [s for s in candidates if s.id not in blocked_stations]
+    rooms = _rooms_busy_at(world.kept_apart, world.rooms, start, end) if world.kept_apart else ()
     station = rules_.pick_station(candidates, start, end, world.busy_by_station, rooms)
     if station is None:
         return None, "visit.slot_taken"
@@ -591,43 +755,49 @@ def availability(
     moving_visit_id: int | None = None,
 ) -> Availability:
     """The free times for a visit with `resident_id`, as `p` may book them, over the booking window.
-    With `moving_visit_id`, the times that visit could move to: it neither blocks them nor uses allowance."""
+    With `moving_visit_id`, the times that visit could move to: it neither blocks them nor uses allowance.
+
+    Four statements: the resident with their facility's rules and the caller's link, the facility's
+    stations, its templates, and everything in the way of the window's slots (allowance included)."""
     now = ctx.clock()
-    with ctx.db.read() as session:
-        resident = _resident_for_booking(session, p, resident_id)
+    with ctx.db.query() as session:
+        resident = _person(session, p, resident_id, now, lock=False)
         moving = access_visit_by_id(session, p, moving_visit_id) if moving_visit_id is not None else None
         if moving is not None and moving.resident_id != resident.id:
             raise NotFound("visit.not_found", N_("No such visit."))
         if resident.status is not ResidentStatus.ACTIVE:
             # Booking refuses a released (or transferred-away) person; offering times would be a lie.
             raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
-        facility = _facility(session, resident.facility_id)
         _check_link_center(session, mode, link_center_id)
-        rules = rules_of(facility)
-        by_staff = _is_booking_staff(p, facility.id)
+        rules = resident.rules
+        facility_id = resident.facility_id
+        by_staff = _is_booking_staff(p, facility_id)
         earliest, last_day = rules_.booking_range(rules, kind, now, by_staff=by_staff)
         first = max(first_day or rules.local_date(earliest), rules.local_date(earliest))
         if days is not None:
             last_day = min(last_day, first + timedelta(days=max(days, 1) - 1))
-        stations = _stations(session, facility_id=facility.id)
+        stations = _stations(session, facility_id=facility_id)
         # A template whose stations the resident can never use (another unit's kiosks) offers nothing.
-        templates = [
+        usable_groups = {
+            s.group_id
+            for s in stations
+            if s.group_id is not None
+            and rules_.eligible_stations([s], group_id=s.group_id, resident_unit_id=resident.unit_id)
+        }
+        templates = tuple(
             t
-            for t in _templates(session, facility.id)
-            if t.allows(kind, mode, by_staff=by_staff, unit_id=resident.unit_id)
-            and rules_.eligible_stations(stations, group_id=t.group_id, resident_unit_id=resident.unit_id)
-        ]
-        slots = [
-            s
-            for s in rules_.generate_slots(templates, rules.zone, first, last_day)
-            if s.starts_at >= earliest
-        ]
+            for t in _templates(session, facility_id)
+            if t.group_id in usable_groups
+            and t.allows(kind, mode, by_staff=by_staff, unit_id=resident.unit_id)
+        )
+        every_slot = _slots_of(templates, rules.timezone, first, last_day)
+        slots = every_slot[bisect_left(every_slot, earliest, key=lambda s: s.starts_at) :]
         allowance = _allowance_of(resident, rules)
         if not slots:
             return Availability(
                 resident.id,
-                facility.id,
-                facility.timezone,
+                facility_id,
+                rules.timezone,
                 kind,
                 mode,
                 link_center_id,
@@ -636,6 +806,12 @@ def availability(
                 [],
                 allowance,
             )
+        # The allowance period is a matter of the local day: found once per day, not per slot.
+        period_of: dict[date, tuple[datetime, datetime]] = {}
+        for s in slots:
+            if s.local_date not in period_of:
+                period_of[s.local_date] = rules_.allowance_period(rules, s.starts_at)
+        periods = sorted(set(period_of.values()))
         start, end = slots[0].starts_at, max(s.ends_at for s in slots)
         visitor_ids = [p.visitor_id] if p.visitor_id is not None and not by_staff else []
         world = _load_world(
@@ -648,18 +824,13 @@ def availability(
             link_center_id,
             group_ids={t.group_id for t in templates},
             stations=stations,
+            allowance=(periods[0][0], periods[-1][1]) if kind is VisitKind.SOCIAL else None,
         )
         if moving is not None:
             _forget(world, moving.id)
         used: dict[tuple[datetime, datetime], int] = {}
-        # The allowance period is a matter of the local day: found once per day, not per slot.
-        period_of: dict[date, tuple[datetime, datetime]] = {}
-        for s in slots:
-            if s.local_date not in period_of:
-                period_of[s.local_date] = rules_.allowance_period(rules, s.starts_at)
         if kind is VisitKind.SOCIAL:
-            periods = sorted(set(period_of.values()))
-            used = _allowance_used_in(session, resident.id, periods, now)
+            used = _allowance_used_in(world.allowance, periods)
             if moving is not None and rules_.counts_toward_allowance(
                 moving.kind, moving.status, moving.counts_toward_allowance
             ):
@@ -677,14 +848,14 @@ def availability(
                 if used[period] >= allowance:
                     full_days.add(slot.local_date)
                     continue
-            placement, _ = _place(world, slot, resident, mode)
+            placement, _ = _place(world, slot, mode)
             if placement is not None:
                 seen.add(slot.starts_at)
                 free.append(FreeTime(slot.starts_at, slot.ends_at, slot.local_date))
         return Availability(
             resident.id,
-            facility.id,
-            facility.timezone,
+            facility_id,
+            rules.timezone,
             kind,
             mode,
             link_center_id,
@@ -734,33 +905,103 @@ def _lock(session: Session, model: type[Resident] | type[Visitor], ids: Sequence
         )
 
 
-def _members(
-    session: Session, resident_id: int, lead_id: int, visitor_ids: Sequence[int], dependent_ids: Sequence[int]
-) -> tuple[Member, list[Member], dict[int, ConnectionKind]]:
+def _party_query() -> sa.Select[*tuple[Any, ...]]:
+    """The visitors of a party, locked in id order, each with their links to the resident (their own
+    and their children's, a row each), their account, and the restriction that stops them at a time
+    and facility, if any."""
+    at: sa.BindParameter[datetime] = sa.bindparam("at")
+    restriction = (
+        sa.select(Restriction.id)
+        .where(
+            Restriction.visitor_id == Visitor.id,
+            Restriction.lifted_at.is_(None),
+            Restriction.starts_at <= at,
+            sa.or_(Restriction.ends_at.is_(None), Restriction.ends_at > at),
+            sa.or_(Restriction.facility_id.is_(None), Restriction.facility_id == sa.bindparam("facility_id")),
+        )
+        .order_by(Restriction.ends_at.desc().nulls_first())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            Visitor.id,
+            Visitor.birth_date,
+            UserAccount.id.label("user_id"),
+            UserAccount.email,
+            UserAccount.language,
+            Connection.dependent_id,
+            Connection.status,
+            Connection.kind,
+            restriction.label("restriction_id"),
+        )
+        .join(UserAccount, UserAccount.id == Visitor.user_id)
+        .outerjoin(
+            Connection,
+            sa.and_(
+                Connection.visitor_id == Visitor.id, Connection.resident_id == sa.bindparam("resident_id")
+            ),
+        )
+        .where(Visitor.id.in_(sa.bindparam("visitor_ids", expanding=True)))
+        .order_by(Visitor.id, Connection.id)
+        .with_for_update(of=Visitor)
+    )
+
+
+_PARTY = _party_query()
+
+
+@dataclass(frozen=True)
+class _Link:
+    status: ConnectionStatus
+    kind: ConnectionKind
+
+
+@dataclass
+class _Party:
+    lead: Member
+    others: list[Member]
+    kinds: dict[int, ConnectionKind]
+    users: list[tuple[int, str, str]]
+    """(id, email, language) of every visitor's account, by id: who is emailed about the visit."""
+    restriction_ids: list[int]
+    """The restriction that stops each visitor at that time and facility, if any."""
+
+
+def _party(
+    session: Session,
+    resident_id: int,
+    facility_id: int,
+    at: datetime,
+    lead_id: int,
+    visitor_ids: Sequence[int],
+    dependent_ids: Sequence[int],
+) -> _Party:
+    """The party in one statement (plus one for children, when named), the visitors' rows locked."""
     people = [lead_id, *[v for v in visitor_ids if v != lead_id]]
-    visitors = {v.id: v for v in session.execute(sa.select(Visitor).where(Visitor.id.in_(people))).scalars()}
-    missing = [v for v in people if v not in visitors]
-    if missing:
+    rows = (
+        _conn(session)
+        .execute(
+            _PARTY,
+            {"visitor_ids": people, "resident_id": resident_id, "facility_id": facility_id, "at": at},
+        )
+        .all()
+    )
+    visitors = {r.id: r for r in rows}
+    if any(v not in visitors for v in people):
         raise NotFound("visitor.not_found", N_("No such visitor."))
-    links = {
-        (c.visitor_id, c.dependent_id): c
-        for c in session.execute(
-            sa.select(Connection).where(
-                Connection.resident_id == resident_id, Connection.visitor_id.in_(people)
-            )
-        ).scalars()
-    }
+    links = {(r.id, r.dependent_id): _Link(r.status, r.kind) for r in rows if r.status is not None}
     kinds: dict[int, ConnectionKind] = {}
 
-    def member_of(visitor: Visitor) -> Member:
-        link = links.get((visitor.id, None))
+    def member_of(visitor_id: int) -> Member:
+        link = links.get((visitor_id, None))
         if link is not None:
-            kinds[visitor.id] = link.kind
+            kinds[visitor_id] = link.kind
         approved = link is not None and link.status is ConnectionStatus.APPROVED
-        return Member(visitor.birth_date, approved, visitor_id=visitor.id)
+        return Member(visitors[visitor_id].birth_date, approved, visitor_id=visitor_id)
 
-    lead = member_of(visitors[lead_id])
-    others = [member_of(visitors[v]) for v in people[1:]]
+    lead = member_of(lead_id)
+    others = [member_of(v) for v in people[1:]]
     if dependent_ids:
         children = {
             d.id: d
@@ -770,13 +1011,36 @@ def _members(
             child = children.get(dependent_id)
             if child is None or child.visitor_id not in visitors:
                 raise NotFound("dependent.not_found", N_("No such child in this party."))
-            link = next(
-                (c for (v, d), c in links.items() if d == dependent_id and v == child.visitor_id),
-                None,
-            )
-            approved = link is not None and link.status is ConnectionStatus.APPROVED
+            found = links.get((child.visitor_id, dependent_id))
+            approved = found is not None and found.status is ConnectionStatus.APPROVED
             others.append(Member(child.birth_date, approved, dependent_id=dependent_id))
-    return lead, others, kinds
+    users = sorted({(r.user_id, r.email, r.language) for r in rows})
+    restrictions = sorted({r.restriction_id for r in rows if r.restriction_id is not None})
+    return _Party(lead, others, kinds, users, restrictions)
+
+
+def _restriction(session: Session, ids: Sequence[int]) -> Restriction:
+    """Of the restrictions that stop the party (each visitor's first), the one that lasts longest."""
+    return session.execute(
+        sa.select(Restriction)
+        .where(Restriction.id.in_(ids))
+        .order_by(Restriction.ends_at.desc().nulls_first())
+        .limit(1)
+    ).scalar_one()
+
+
+_INSERT_VISIT = sa.insert(Visit).returning(Visit.id)
+_INSERT_VISIT_UNLESS_TAKEN = postgresql.insert(Visit).on_conflict_do_nothing().returning(Visit.id)
+"""On PostgreSQL, a visit that an exclusion constraint refuses (another booking took the station or
+booth since we looked) is simply not inserted, with no savepoint around it."""
+
+
+def _insert_visit(connection: sa.Connection, values: dict[str, Any]) -> int | None:
+    """The new visit's id, or None when PostgreSQL found its time taken."""
+    postgres = connection.dialect.name == "postgresql"
+    inserted = connection.execute(_INSERT_VISIT_UNLESS_TAKEN if postgres else _INSERT_VISIT, values)
+    visit_id: int | None = inserted.scalar_one_or_none()
+    return visit_id
 
 
 def _book_in(
@@ -789,14 +1053,15 @@ def _book_in(
     *,
     replaces: int | None = None,
 ) -> BookedVisit:
-    resident = _resident_for_booking(session, p, req.resident_id)
-    # Locked and read again in one statement: what was read before the lock may be stale.
-    session.refresh(resident, with_for_update=True)
+    """Every rule, checked in a handful of statements: the resident locked (with their facility's rules
+    and the caller's link), the day's templates, the party locked (links, accounts, restrictions), and
+    everything in the slot's way (allowance included); then the visit, its party and its messages."""
+    resident = _person(session, p, req.resident_id, now, lock=True)
     if resident.status is not ResidentStatus.ACTIVE:
         raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
-    facility = _facility(session, resident.facility_id)
-    rules = rules_of(facility)
-    by_staff = _is_booking_staff(p, facility.id)
+    rules = resident.rules
+    facility_id = resident.facility_id
+    by_staff = _is_booking_staff(p, facility_id)
     if not by_staff and p.visitor_id is None:
         raise Forbidden()
     lead_id = req.lead_visitor_id if by_staff and req.lead_visitor_id is not None else p.visitor_id
@@ -810,12 +1075,15 @@ def _book_in(
     rules_.check_booking_window(rules, req.kind, req.starts_at, now, by_staff=by_staff)
     templates = [
         t
-        for t in _templates(session, facility.id)
+        for t in _templates(session, facility_id, weekday=rules.local_date(req.starts_at).weekday())
         if t.allows(req.kind, req.mode, by_staff=by_staff, unit_id=resident.unit_id)
     ]
     slots = rules_.find_slots(templates, rules.zone, req.starts_at)
     slot = slots[0]
-    lead, others, kinds = _members(session, resident.id, lead_id, req.visitor_ids, req.dependent_ids)
+    party = _party(
+        session, resident.id, facility_id, slot.starts_at, lead_id, req.visitor_ids, req.dependent_ids
+    )
+    lead, others = party.lead, party.others
     if req.dependent_ids and p.visitor_id is not None and not by_staff:
         own = set(
             session.execute(sa.select(Dependent.id).where(Dependent.visitor_id == p.visitor_id)).scalars()
@@ -823,15 +1091,14 @@ def _book_in(
         if any(d not in own for d in req.dependent_ids):
             raise NotFound("dependent.not_found", N_("No such child in this party."))
     rules_.check_party(rules, lead, others, slot.local_date)
-    if req.kind is VisitKind.LEGAL and kinds.get(lead_id) is not ConnectionKind.LEGAL:
+    if req.kind is VisitKind.LEGAL and party.kinds.get(lead_id) is not ConnectionKind.LEGAL:
         raise Forbidden(
             "visit.legal_requires_attorney",
             N_("Only a verified attorney of this person can book a legal visit."),
         )
     visitor_ids = [m.visitor_id for m in (lead, *others) if m.visitor_id is not None]
-    _lock(session, Visitor, visitor_ids)
-    restriction = _active_restriction(session, visitor_ids, facility.id, slot.starts_at)
-    if restriction is not None:
+    if party.restriction_ids:
+        restriction = _restriction(session, party.restriction_ids)
         raise Forbidden(
             "visit.visitor_restricted",
             N_("A visitor in this party may not visit at this time: %(reason)s"),
@@ -840,12 +1107,9 @@ def _book_in(
                 "until": restriction.ends_at.isoformat() if restriction.ends_at else None,
             },
         )
-    _expire_holds(session, now, resident_id=resident.id)
-    if req.kind is VisitKind.SOCIAL:
-        period = rules_.allowance_period(rules, slot.starts_at)
-        rules_.check_allowance(
-            _allowance_of(resident, rules), _allowance_used(session, resident.id, *period, now)
-        )
+    if resident.expired_holds:
+        _expire_holds(session, now, resident_id=resident.id)
+    period = rules_.allowance_period(rules, slot.starts_at) if req.kind is VisitKind.SOCIAL else None
     world = _load_world(
         session,
         resident,
@@ -855,83 +1119,138 @@ def _book_in(
         now,
         req.link_center_id,
         group_ids={s.group_id for s in slots},
+        allowance=period,
     )
+    if period is not None:
+        rules_.check_allowance(_allowance_of(resident, rules), len(world.allowance))
     # Templates of several station groups may offer this start: take the first where the visit fits,
     # as availability does, so that every time it offers can be booked.
-    slot = next((s for s in slots if _place(world, s, resident, req.mode)[0] is not None), slot)
-    status = (
-        VisitStatus.HELD if req.hold else rules_.initial_status(needs_review=_has_alert(session, resident.id))
-    )
-    visit: Visit | None = None
+    slot = next((s for s in slots if _place(world, s, req.mode)[0] is not None), slot)
+    status = VisitStatus.HELD if req.hold else rules_.initial_status(needs_review=resident.has_alert)
+    connection = _conn(session)
+    values: dict[str, Any] = {}
+    visit_id: int | None = None
     placement: _Placement | None = None
     for _attempt in range(3):
-        placement, problem = _place(world, slot, resident, req.mode)
+        placement, problem = _place(world, slot, req.mode)
         if placement is None:
             raise _conflict(problem or "visit.slot_taken")
-        visit = Visit(
-            kind=req.kind,
-            mode=req.mode,
-            status=status,
-            facility_id=facility.id,
-            resident_id=resident.id,
-            station_id=placement.station.id,
-            link_center_id=req.link_center_id,
-            booth_station_id=placement.booth.id if placement.booth else None,
-            starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            hold_expires_at=now + timedelta(minutes=rules.hold_minutes) if req.hold else None,
-            booked_by_id=p.user_id,
-            notes=req.notes[:2000],
-            replaces_visit_id=replaces,
-        )
-        try:
-            with session.begin_nested():
-                session.add(visit)
-                session.flush()
+        values = {
+            "kind": req.kind,
+            "mode": req.mode,
+            "status": status,
+            "facility_id": facility_id,
+            "resident_id": resident.id,
+            "station_id": placement.station.id,
+            "link_center_id": req.link_center_id,
+            "booth_station_id": placement.booth.id if placement.booth else None,
+            "starts_at": slot.starts_at,
+            "ends_at": slot.ends_at,
+            "hold_expires_at": now + timedelta(minutes=rules.hold_minutes) if req.hold else None,
+            "booked_by_id": p.user_id,
+            "notes": req.notes[:2000],
+            "replaces_visit_id": replaces,
+        }
+        visit_id = _insert_visit(connection, values)
+        if visit_id is not None:
             break
-        except IntegrityError:
-            # A hold that has run out but is not yet swept still counts for PostgreSQL's exclusion
-            # constraints, though availability offers its time: give the time back and try again.
-            if _expire_holds(session, now, during=(slot.starts_at, slot.ends_at)):
-                continue
-            # Another booking took this station or booth between our check and our insert (PostgreSQL's
-            # exclusion constraints caught it). Count them as busy and try the next free one, if any.
-            taken = Busy(slot.starts_at, slot.ends_at, None)
-            world.busy_by_station[placement.station.id].append(taken)
-            if placement.booth is not None:
-                world.busy_by_station[placement.booth.id].append(taken)
-            visit = None
-    if visit is None or placement is None:
+        # A hold that has run out but is not yet swept still counts for PostgreSQL's exclusion
+        # constraints, though availability offers its time: give the time back and try again.
+        if _expire_holds(session, now, during=(slot.starts_at, slot.ends_at)):
+            continue
+        # Another booking took this station or booth between our check and our insert (PostgreSQL's
+        # exclusion constraints caught it). Count them as busy and try the next free one, if any.
+        taken = Busy(slot.starts_at, slot.ends_at, None)
+        world.busy_by_station[placement.station.id].append(taken)
+        if placement.booth is not None:
+            world.busy_by_station[placement.booth.id].append(taken)
+    if visit_id is None or placement is None:
         raise _conflict("visit.slot_taken")
-    session.add(VisitParticipant(visit_id=visit.id, visitor_id=lead_id, role=ParticipantRole.LEAD))
-    for member in others:
-        session.add(
-            VisitParticipant(
-                visit_id=visit.id,
-                visitor_id=member.visitor_id,
-                dependent_id=member.dependent_id,
-                role=ParticipantRole.DEPENDENT
-                if member.dependent_id is not None
-                else ParticipantRole.VISITOR,
-            )
-        )
-    session.flush()
+    visit = Visit(id=visit_id, reason=None, outcome=None, **values)
+    participants = [
+        {"visit_id": visit_id, "visitor_id": lead_id, "dependent_id": None, "role": ParticipantRole.LEAD}
+    ] + [
+        {
+            "visit_id": visit_id,
+            "visitor_id": member.visitor_id,
+            "dependent_id": member.dependent_id,
+            "role": ParticipantRole.DEPENDENT if member.dependent_id is not None else ParticipantRole.VISITOR,
+        }
+        for member in others
+    ]
+    writes: list[sa.Insert] = [sa.insert(VisitParticipant).values(participants)]
+    if not req.hold:
+        template = "visit_requested" if status is VisitStatus.REQUESTED else "visit_booked"
+        writes.append(_messages(visit, resident, party.users, template, now, rules.timezone))
+    _insert_all(connection, writes)
     audit.record(
         session,
         p,
         "visit.held" if req.hold else "visit.booked",
         "visit",
-        visit.id,
+        visit_id,
         at=now,
-        facility_id=facility.id,
+        facility_id=facility_id,
         after=_visit_state(visit),
         ip=meta.ip,
     )
-    if not req.hold:
-        template = "visit_requested" if status is VisitStatus.REQUESTED else "visit_booked"
-        outbox.enqueue_for_visit(session, visit, template, now, facility.timezone)
     booth_code = placement.booth.code if placement.booth else None
-    return BookedVisit(visit, placement.station.code, booth_code, facility.timezone)
+    return BookedVisit(visit, placement.station.code, booth_code, rules.timezone)
+
+
+def _messages(
+    visit: Visit,
+    resident: _Person,
+    users: Sequence[tuple[int, str, str]],
+    template: str,
+    now: datetime,
+    facility_timezone: str,
+) -> sa.Insert:
+    """What outbox.enqueue_for_visit writes for a new visit (an email to every visitor's account, by id,
+    and a message on the resident's station), as one INSERT: the party's accounts are already known."""
+    payload = outbox.visit_payload(visit, facility_timezone)
+    common = {
+        "template": template,
+        "payload": payload,
+        "visit_id": visit.id,
+        "status": NotificationStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+    rows: list[dict[str, Any]] = [
+        {
+            "channel": NotificationChannel.EMAIL,
+            "user_id": user_id,
+            "resident_id": None,
+            "address": email,
+            "language": language,
+            **common,
+        }
+        for user_id, email, language in users
+    ]
+    rows.append(
+        {
+            "channel": NotificationChannel.STATION,
+            "user_id": None,
+            "resident_id": resident.id,
+            "address": None,
+            "language": resident.language,
+            **common,
+        }
+    )
+    return sa.insert(Notification).values(rows)
+
+
+def _insert_all(connection: sa.Connection, inserts: Sequence[sa.Insert]) -> None:
+    """Run independent INSERTs: on PostgreSQL in one round trip (all but the last as CTEs)."""
+    if connection.dialect.name == "postgresql" and len(inserts) > 1:
+        last = inserts[-1]
+        for i, insert in enumerate(inserts[:-1]):
+            last = last.add_cte(insert.cte(f"written_{i}"))
+        connection.execute(last)
+        return
+    for insert in inserts:
+        connection.execute(insert)
 
 
 _CONFLICT_MESSAGES: dict[str, str] = {
