@@ -29,7 +29,7 @@ README = HERE / "README.md"
 ROW_KEY = ("commit", "machine")
 
 
-STANDALONE = ("scheduling",)
+STANDALONE = ("scheduling", "media")
 """Benchmarks that are also programs of their own (`python -m benchmarks.scheduling --quick`), so their
 module has no `bench_` prefix; they are run like the others."""
 
