@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from openvisit.db.models import (
     StaffGrant,
     Station,
     UserAccount,
+    Visit,
     Visitor,
 )
 from openvisit.domain.enums import (
@@ -34,6 +36,9 @@ from openvisit.domain.enums import (
     Role,
     StationKind,
     VerificationStatus,
+    VisitKind,
+    VisitMode,
+    VisitStatus,
 )
 from openvisit.domain.errors import Forbidden
 from openvisit.services import audit, auth
@@ -45,8 +50,9 @@ from openvisit.services.demo import (
     demo_pin,
     load_demo,
 )
+from openvisit.services.demo_visits import live_demo_visits, load_live_visits
 from openvisit.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, FrozenClock
 
 META = RequestMeta(ip="198.51.100.1")
 CYRILLIC_NAME = re.compile(r"^[А-ЯЁ][а-яё]+$")
@@ -199,6 +205,7 @@ def test_visitors_attorney_and_connections(ctx: AppContext) -> None:
         "user.created": 13,
         "resident.created": 50,
         "dependent.created": 1,
+        "visit.booked": 5,
         "demo.loaded": 1,
     }
 
@@ -251,3 +258,32 @@ def test_refused_in_production(ctx: AppContext, tmp_path: Path) -> None:
         load_demo(production)
     assert caught.value.code == "demo.refused_in_production"
     assert _row_counts(ctx) == before
+
+
+def test_demo_visits_can_be_joined_now_and_added_again(ctx: AppContext, clock: FrozenClock) -> None:
+    """Right after the load three visits are inside their join window (home, legal, link center); a
+    history and next week's visit are there too; `--live` adds new live visits only where nobody is busy."""
+    load_demo(ctx)
+    now = ctx.clock()
+    with ctx.db.read() as session:
+        live = live_demo_visits(session, now)
+        visits = session.execute(sa.select(Visit).order_by(Visit.starts_at)).scalars().all()
+    assert sorted((v.kind, v.mode) for v in live) == sorted(
+        [
+            (VisitKind.SOCIAL, VisitMode.HOME),
+            (VisitKind.LEGAL, VisitMode.HOME),
+            (VisitKind.SOCIAL, VisitMode.LINK_CENTER),
+        ]
+    )
+    assert all(v.starts_at <= now < v.ends_at for v in live)
+    assert [v.status for v in visits].count(VisitStatus.COMPLETED) == 1
+    assert any(v.status is VisitStatus.APPROVED and v.starts_at > now + timedelta(days=5) for v in visits)
+    legal = next(v for v in visits if v.kind is VisitKind.LEGAL)
+    assert not legal.counts_toward_allowance
+
+    assert load_live_visits(ctx) == []  # everyone is busy now
+    clock.advance(hours=2)
+    again = load_live_visits(ctx)
+    assert len(again) == 3
+    with ctx.db.read() as session:
+        assert {v.id for v in live_demo_visits(session, ctx.clock())} == {v.id for v in again}

@@ -24,6 +24,7 @@ from openvisit.domain.principal import Principal
 from openvisit.services import audit, residents_import, scheduling
 from openvisit.services.context import AppContext, RequestMeta
 from openvisit.services.demo import DEMO_LOGINS, DEMO_STATIONS, load_demo
+from openvisit.services.demo_visits import DemoVisit, live_demo_visits, load_live_visits
 from openvisit.services.users import VisitorProfile, create_user, grant_from_spec
 from openvisit.settings import Settings
 
@@ -222,15 +223,46 @@ def _print_logins() -> None:
 def demo(
     ctx: typer.Context,
     logins: Annotated[bool, typer.Option("--logins", help="Only print the demo logins.")] = False,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Add the three demo visits one can join now (home, legal, link center)."),
+    ] = False,
 ) -> None:
     """Load the demo data (a colony in Krasnoyarsk, link centers, families, staff) and print the logins."""
     if not logins:
         with _context(ctx) as context:
             _require_migrated(context)
             summary = load_demo(context)
-        typer.echo(summary.describe())
+            typer.echo(summary.describe())
+            if live and summary.already_loaded:
+                made = load_live_visits(context)
+                typer.echo(
+                    f"Live demo visits added: {len(made)} (a resident or station already busy is skipped)."
+                )
+            with context.db.read() as session:
+                _print_live_visits(live_demo_visits(session, context.clock()))
         typer.echo("")
     _print_logins()
+
+
+def _print_live_visits(visits: list[DemoVisit]) -> None:
+    if not visits:
+        typer.echo("No demo visit can be joined now; `openvisit demo --live` adds three that start now.")
+        return
+    typer.echo("Demo visits one can join now (the visitor at /visits, the resident at /station):")
+    _print_table(
+        ["visit", "kind", "visitor", "resident", "until (UTC)"],
+        [
+            (
+                str(v.id),
+                f"{v.kind.value}, {v.mode.value.replace('_', ' ')}",
+                v.who,
+                v.resident,
+                v.ends_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for v in visits
+        ],
+    )
 
 
 # --- user -----------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from openvisit.domain.errors import Forbidden
 from openvisit.domain.principal import Grant, Principal
 from openvisit.services import audit
 from openvisit.services.context import AppContext
+from openvisit.services.demo_visits import add_history_and_plans, add_live_visits
 from openvisit.services.passwords import hash_secret
 from openvisit.services.users import VisitorProfile, check_new_user, insert_user
 
@@ -448,6 +449,9 @@ class _Loader:
         staff = self._staff(facility, centers)
         residents = self._residents(facility, units)
         self._visitors(residents, clerk=staff[Role.VETTING_CLERK])
+        self.session.flush()
+        self.created["visits"] += len(add_history_and_plans(self.session, self.now))
+        self.created["visits"] += len(add_live_visits(self.session, self.now))
         created = dict(self.created)
         audit.record(
             self.session,
