@@ -313,8 +313,6 @@ class AiortcEngine:
             return
         await asyncio.gather(*(self.close_visit(v) for v in list(self._rooms)), return_exceptions=True)
         self._running = False
-        for task in list(self._replacing):
-            task.cancel()
         await asyncio.gather(*self._replacing, return_exceptions=True)
         await asyncio.gather(*(w.stop() for w in self._workers), return_exceptions=True)
         self._workers = []
@@ -399,6 +397,9 @@ class AiortcEngine:
                 await fresh.stop()
                 await asyncio.sleep(1)
                 continue
+            if not self._running:  # the engine stopped meanwhile
+                await fresh.stop()
+                return
             index = self._workers.index(dead)
             self._workers[index] = fresh
             assert self._worker_changed is not None

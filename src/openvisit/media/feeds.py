@@ -129,6 +129,7 @@ class PacketTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[AnyPacket | None] = asyncio.Queue()
         self._stream: EncodedStream | None = None
         self._await_keyframe = kind == "video"
+        self._reading = False
 
     @property
     def stream(self) -> EncodedStream | None:
@@ -153,11 +154,13 @@ class PacketTrack(MediaStreamTrack):
                 return
             self._await_keyframe = False
         if self._queue.qsize() >= MAX_QUEUED:
-            # The connection cannot keep up: drop what waits and start again from a keyframe.
+            # Nobody reads fast enough (or not yet: the connection is still being set up). Drop what
+            # waits and start again from a keyframe, asked for once the sender reads.
             self._drop_queued()
             if self.kind == "video":
                 self._await_keyframe = True
-                self.request_keyframe()
+                if self._reading:
+                    self.request_keyframe()
             return
         self._queue.put_nowait(packet)
 
@@ -169,6 +172,10 @@ class PacketTrack(MediaStreamTrack):
     async def recv(self) -> AnyPacket:
         if self.readyState != "live":
             raise MediaStreamError
+        if not self._reading:
+            self._reading = True
+            if self._await_keyframe:
+                self.request_keyframe()
         packet = await self._queue.get()
         if packet is None:
             raise MediaStreamError

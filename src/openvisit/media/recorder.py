@@ -186,7 +186,9 @@ class Recorder:
             # no file is opened.
             raise PrivilegedVisit()
         if path.exists():
-            raise MediaError("media.recording_exists", f"Recording file already exists: {path}")
+            # Never write over a recording: each opening of a room gets a new file.
+            log.error("refusing to record over %s", path)
+            raise MediaError("media.recording_exists")
         Recorder.created += 1
         self.path = path
         self.options = options or RecorderOptions()
@@ -217,10 +219,14 @@ class Recorder:
 
     def push_video(self, side: Side, frame: VideoFrame) -> None:
         """The latest picture of a side (a reference: it is scaled when the next tick needs it)."""
+        if self._closed or self._failure is not None:
+            return
         with self._lock:
             self._latest[side] = (self._clock(), frame)
 
     def push_audio(self, side: Side, frame: AudioFrame) -> None:
+        if self._closed or self._failure is not None:
+            return  # nobody would take it
         self._audio[side].incoming.put(frame)
 
     def event(self, event: str, **fields: Any) -> None:

@@ -64,7 +64,8 @@ class WorkerCore:
     async def call(self, method: str, args: tuple[Any, ...]) -> Any:
         handler = getattr(self, f"do_{method}", None)
         if handler is None:
-            raise MediaError("media.unknown_request", f"Unknown request {method!r}")
+            log.error("media worker: unknown request %r", method)
+            raise MediaError("media.unknown_request")
         return await handler(*args)
 
     def _room(self, visit_id: int) -> Room:
