@@ -11,6 +11,7 @@ const SIDES = ['visitor', 'resident'];
 const MONITOR_ORDER = ['visitor', 'resident'];
 const RECONNECT_FIRST_MS = 1000;
 const RECONNECT_MAX_MS = 10000;
+const ENDED_TILE_MS = 60000;
 
 function clockText(ms) {
   const total = Math.max(0, Math.ceil(ms / 1000));
@@ -106,8 +107,9 @@ export class Wall {
         this.addTile(visit);
       }
     }
-    for (const id of [...this.tiles.keys()]) {
-      if (!seen.has(id)) this.removeTile(id);
+    for (const [id, tile] of [...this.tiles]) {
+      // An ended visit leaves the list at once; its tile stays a while so the officer sees how it ended.
+      if (!seen.has(id) && !tile.ended) this.removeTile(id);
     }
     const empty = document.getElementById('wall-empty');
     if (empty) empty.hidden = this.tiles.size > 0;
@@ -251,9 +253,9 @@ export class Wall {
     const tile = this.tiles.get(id);
     const pc = new RTCPeerConnection({ iceServers: this.config.iceServers });
     if (tile) tile.pc = pc;
-    for (let i = 0; i < SIDES.length; i += 1) {
-      pc.addTransceiver('audio', { direction: 'recvonly' });
-      pc.addTransceiver('video', { direction: 'recvonly' });
+    // Video first: the engine's answer keeps every m-line on the first one's transport (max-bundle).
+    for (const kind of ['video', 'audio']) {
+      for (let i = 0; i < MONITOR_ORDER.length; i += 1) pc.addTransceiver(kind, { direction: 'recvonly' });
     }
     pc.addEventListener('track', (event) => this.onTrack(id, pc, event));
     this.setWatching(tile, true);
@@ -357,6 +359,11 @@ export class Wall {
     });
     this.tileStatus(tile, fill(this.text.endedStatus, { outcome }));
     this.tick();
+    window.setTimeout(() => {
+      if (this.tiles.get(message.visit_id) === tile) this.removeTile(message.visit_id);
+      const empty = document.getElementById('wall-empty');
+      if (empty) empty.hidden = this.tiles.size > 0;
+    }, ENDED_TILE_MS);
   }
 
   onError(message) {
