@@ -272,9 +272,10 @@ DECODING = """([selector, key]) => {
 """True once the <video> has a picture and its time has moved on since the previous poll."""
 
 
-def wait_decoding(page: Page, selector: str) -> None:
-    """Wait until the page decodes video into `selector`: a picture, and time moving on."""
-    page.wait_for_function(DECODING, arg=[selector, selector], polling=300, timeout=WAIT_MS)
+def wait_decoding(page: Page, selector: str, *, key: str = "") -> None:
+    """Wait until the page decodes video into `selector`: a picture, and time moving on (`key` starts
+    the count afresh, for a stream that started again)."""
+    page.wait_for_function(DECODING, arg=[selector, f"{selector} {key}"], polling=300, timeout=WAIT_MS)
 
 
 def join_call(page: Page, path: str) -> None:

@@ -198,9 +198,25 @@ def test_a_legal_visit_is_not_recorded_and_refuses_the_monitor(
             ).scalar_one()
         assert refused == 1
 
-        # The call went on; both leave.
+        # The call went on. A socket that drops is reconnected, and the video comes back.
         wait_decoding(visitor, "#remote-video")
-        for page in (visitor, station):
+        visitor.evaluate(
+            "async () => (await import('/static/live/call.js')).activeCall.channel.socket.close()"
+        )
+        expect(visitor.locator("#reconnect-notice")).to_be_visible()
+        expect(visitor.locator("#reconnect-notice")).to_be_hidden()
+        wait_decoding(visitor, "#remote-video", key="after reconnecting")
+        wait_decoding(station, "#remote-video", key="after the visitor reconnected")
+
+        # Joining again on another device replaces the first one, which is told why.
+        second = page_of("visitor")
+        join_call(second, f"/visits/{visit_id}/join")
+        expect(visitor.locator("#ended")).to_be_visible()
+        expect(visitor.locator("#ended-title")).to_have_text("You joined from another device.")
+        wait_decoding(second, "#remote-video")
+
+        # Both leave.
+        for page in (second, station):
             page.get_by_role("button", name="Leave the visit").click()
             expect(page.locator("#ended")).to_be_visible()
         with live_ctx.db.read() as s:
