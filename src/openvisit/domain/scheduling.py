@@ -8,6 +8,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from itertools import accumulate
 from typing import Self, SupportsIndex, overload
 from zoneinfo import ZoneInfo
@@ -175,8 +176,14 @@ def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime | None:
 def template_slots(template: Template, day: date, zone: ZoneInfo) -> list[Slot]:
     """The slots of `template` on the local `day`: wall-clock starts every slot + buffer minutes,
     each lasting slot minutes of real time; starts that fall in a DST gap are skipped."""
+    return list(_day_slots(template, day, zone))
+
+
+@lru_cache(maxsize=16_384)
+def _day_slots(template: Template, day: date, zone: ZoneInfo) -> tuple[Slot, ...]:
+    """template_slots, computed once per template (by value), day and zone: the result is shared."""
     if not template.runs_on(day):
-        return []
+        return ()
     slots: list[Slot] = []
     step = timedelta(minutes=template.slot_minutes + template.buffer_minutes)
     length = timedelta(minutes=template.slot_minutes)
@@ -196,7 +203,7 @@ def template_slots(template: Template, day: date, zone: ZoneInfo) -> list[Slot]:
             slots.append(Slot(template.id, template.group_id, starts_at, starts_at + length, day))
             next_free = starts_at + step
         wall += step
-    return slots
+    return tuple(slots)
 
 
 def generate_slots(templates: Iterable[Template], zone: ZoneInfo, first: date, last: date) -> list[Slot]:
@@ -206,7 +213,7 @@ def generate_slots(templates: Iterable[Template], zone: ZoneInfo, first: date, l
     day = first
     while day <= last:
         for template in templates:
-            slots.extend(template_slots(template, day, zone))
+            slots.extend(_day_slots(template, day, zone))
         day += timedelta(days=1)
     slots.sort(key=lambda s: (s.starts_at, s.group_id, s.template_id))
     return slots
@@ -225,7 +232,7 @@ def find_slots(templates: Iterable[Template], zone: ZoneInfo, starts_at: datetim
         slot
         for template in templates
         if template.runs_on(day)
-        for slot in template_slots(template, day, zone)
+        for slot in _day_slots(template, day, zone)
         if slot.starts_at == starts_at
     ]
     if not found:

@@ -93,38 +93,69 @@ def _append_pending(session: Session) -> None:
         seq, prev_hash = 0, GENESIS_HASH
     else:
         seq, prev_hash = head.seq, head.hash
+    params: dict[str, Any] = {"head_seq": seq + len(pending)}
     rows: list[dict[str, Any]] = []
     for entry in pending:
         seq += 1
         link = dataclasses.replace(entry, seq=seq, prev_hash=prev_hash)
         digest = entry_hash(link)
-        rows.append(
-            {
-                "seq": link.seq,
-                "at": link.at,
-                "actor_kind": ActorKind(link.actor_kind),
-                "actor_id": link.actor_id,
-                "actor_label": link.actor_label,
-                "action": link.action,
-                "object_type": link.object_type,
-                "object_id": link.object_id,
-                "facility_id": link.facility_id,
-                "before": link.before,
-                "after": link.after,
-                "ip": link.ip,
-                "prev_hash": link.prev_hash,
-                "hash": digest,
-            }
-        )
+        row = {
+            "seq": link.seq,
+            "at": link.at,
+            "actor_kind": ActorKind(link.actor_kind),
+            "actor_id": link.actor_id,
+            "actor_label": link.actor_label,
+            "action": link.action,
+            "object_type": link.object_type,
+            "object_id": link.object_id,
+            "facility_id": link.facility_id,
+            "before": link.before,
+            "after": link.after,
+            "ip": link.ip,
+            "prev_hash": link.prev_hash,
+            "hash": digest,
+        }
+        rows.append(row)
         prev_hash = digest
-    insert = sa.insert(AuditEntry).values(rows)
-    move = sa.update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev_hash)
-    if connection.dialect.name == "postgresql":
-        # One round trip for both while the lock is held: the entries and the head in one statement.
-        connection.execute(move.add_cte(insert.cte("appended")))
-    else:
-        connection.execute(insert)
-        connection.execute(move)
+    params["head_hash"] = prev_hash
+    if len(rows) == 1 and connection.dialect.name == "postgresql":
+        # One round trip while the lock is held: the entry is a CTE of the head's UPDATE.
+        connection.execute(_APPEND_ONE, {**rows[0], **params})
+        return
+    connection.execute(_INSERT_ENTRY, rows)
+    connection.execute(_MOVE_HEAD, params)
+
+
+_COLUMNS = (
+    "seq",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "facility_id",
+    "before",
+    "after",
+    "ip",
+    "prev_hash",
+    "hash",
+)
+_TABLE = AuditEntry.metadata.tables["audit_entry"]
+_INSERT_ENTRY = _TABLE.insert()
+_MOVE_HEAD = (
+    sa.update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(
+        seq=sa.bindparam("head_seq", type_=sa.BigInteger), hash=sa.bindparam("head_hash", type_=sa.String)
+    )
+)
+_APPEND_ONE = _MOVE_HEAD.add_cte(
+    _TABLE.insert().values({c: sa.bindparam(c, type_=_TABLE.c[c].type) for c in _COLUMNS}).cte("appended")
+)
+"""One entry and the head, in one statement (PostgreSQL). Statements are built once, at import: a
+multi-row VALUES cannot be cached by SQLAlchemy and would be compiled again on every append."""
 
 
 def _as_link(e: AuditEntry) -> ChainLink:

@@ -1167,22 +1167,54 @@ def _book_in(
     if visit_id is None or placement is None:
         raise _conflict("visit.slot_taken")
     visit = Visit(id=visit_id, reason=None, outcome=None, **values)
-    participants = [
-        {"visit_id": visit_id, "visitor_id": lead_id, "dependent_id": None, "role": ParticipantRole.LEAD}
-    ] + [
-        {
-            "visit_id": visit_id,
-            "visitor_id": member.visitor_id,
-            "dependent_id": member.dependent_id,
-            "role": ParticipantRole.DEPENDENT if member.dependent_id is not None else ParticipantRole.VISITOR,
-        }
-        for member in others
+    party_rows = [(lead_id, None, ParticipantRole.LEAD)] + [
+        (
+            m.visitor_id,
+            m.dependent_id,
+            ParticipantRole.DEPENDENT if m.dependent_id is not None else ParticipantRole.VISITOR,
+        )
+        for m in others
     ]
-    writes: list[sa.Insert] = [sa.insert(VisitParticipant).values(participants)]
+    connection.execute(
+        _INSERT_PARTICIPANT,
+        [
+            {"visit_id": visit_id, "visitor_id": visitor_id, "dependent_id": dependent_id, "role": role}
+            for visitor_id, dependent_id, role in party_rows
+        ],
+    )
     if not req.hold:
-        template = "visit_requested" if status is VisitStatus.REQUESTED else "visit_booked"
-        writes.append(_messages(visit, resident, party.users, template, now, rules.timezone))
-    _insert_all(connection, writes)
+        # What outbox.enqueue_for_visit writes for a visit (an email to every visitor's account, by id,
+        # and a message on the resident's station), written here with the party: the accounts are known.
+        common = {
+            "template": "visit_requested" if status is VisitStatus.REQUESTED else "visit_booked",
+            "payload": outbox.visit_payload(visit, rules.timezone),
+            "visit_id": visit_id,
+            "status": NotificationStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        messages = [
+            {
+                "channel": NotificationChannel.EMAIL,
+                "user_id": user_id,
+                "resident_id": None,
+                "address": email,
+                "language": language,
+                **common,
+            }
+            for user_id, email, language in party.users
+        ]
+        messages.append(
+            {
+                "channel": NotificationChannel.STATION,
+                "user_id": None,
+                "resident_id": resident.id,
+                "address": None,
+                "language": resident.language,
+                **common,
+            }
+        )
+        connection.execute(_INSERT_MESSAGE, messages)
     audit.record(
         session,
         p,
@@ -1198,59 +1230,10 @@ def _book_in(
     return BookedVisit(visit, placement.station.code, booth_code, rules.timezone)
 
 
-def _messages(
-    visit: Visit,
-    resident: _Person,
-    users: Sequence[tuple[int, str, str]],
-    template: str,
-    now: datetime,
-    facility_timezone: str,
-) -> sa.Insert:
-    """What outbox.enqueue_for_visit writes for a new visit (an email to every visitor's account, by id,
-    and a message on the resident's station), as one INSERT: the party's accounts are already known."""
-    payload = outbox.visit_payload(visit, facility_timezone)
-    common = {
-        "template": template,
-        "payload": payload,
-        "visit_id": visit.id,
-        "status": NotificationStatus.PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
-    rows: list[dict[str, Any]] = [
-        {
-            "channel": NotificationChannel.EMAIL,
-            "user_id": user_id,
-            "resident_id": None,
-            "address": email,
-            "language": language,
-            **common,
-        }
-        for user_id, email, language in users
-    ]
-    rows.append(
-        {
-            "channel": NotificationChannel.STATION,
-            "user_id": None,
-            "resident_id": resident.id,
-            "address": None,
-            "language": resident.language,
-            **common,
-        }
-    )
-    return sa.insert(Notification).values(rows)
-
-
-def _insert_all(connection: sa.Connection, inserts: Sequence[sa.Insert]) -> None:
-    """Run independent INSERTs: on PostgreSQL in one round trip (all but the last as CTEs)."""
-    if connection.dialect.name == "postgresql" and len(inserts) > 1:
-        last = inserts[-1]
-        for i, insert in enumerate(inserts[:-1]):
-            last = last.add_cte(insert.cte(f"written_{i}"))
-        connection.execute(last)
-        return
-    for insert in inserts:
-        connection.execute(insert)
+_INSERT_PARTICIPANT = VisitParticipant.metadata.tables["visit_participant"].insert()
+_INSERT_MESSAGE = Notification.metadata.tables["notification"].insert()
+"""Plain INSERTs, run with a list of rows: compiled once (a multi-row VALUES would be compiled on every
+call), and sent by psycopg in one round trip however many rows there are."""
 
 
 _CONFLICT_MESSAGES: dict[str, str] = {
