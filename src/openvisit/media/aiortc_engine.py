@@ -130,9 +130,11 @@ class _ProcessWorker:
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self._writer.write(encode_message((request_id, method, args)))
         try:
+            self._writer.write(encode_message((request_id, method, args)))
             return await future
+        except (ConnectionError, RuntimeError) as exc:  # the socket broke as the worker died
+            raise MediaError() from exc
         finally:
             self._pending.pop(request_id, None)
 
