@@ -162,6 +162,8 @@ def test_retention_and_purging() -> None:
         ('{"type": "watch", "visit_id": 1, "sdp": "x"}', "signal.unknown_type"),
         ('{"type": "offer"}', "signal.malformed"),
         ('{"type": "offer", "sdp": ""}', "signal.malformed"),
+        ('{"type": "offer", "sdp": "v=0\\r\\ns=-\\r\\n"}', "signal.malformed"),
+        ('{"type": "offer", "sdp": "m=video 9 UDP/TLS/RTP/SAVPF 96"}', "signal.malformed"),
         ('{"type": "offer", "sdp": ' + json.dumps("v" * 70_000) + "}", "signal.malformed"),
         ("x" * 200_000, "signal.malformed"),
         (b"\x00\x01", "signal.malformed"),
@@ -177,9 +179,11 @@ def test_participant_messages_parse_into_their_types() -> None:
     hello = messages.parse_participant('{"type": "hello", "rules_accepted": true}')
     assert isinstance(hello, messages.Hello)
     assert hello.rules_accepted
-    offer = messages.parse_participant('{"type": "offer", "sdp": "v=0"}')
+    offer = messages.parse_participant(
+        '{"type": "offer", "sdp": "v=0\\r\\nm=audio 9 UDP/TLS/RTP/SAVPF 111\\r\\n"}'
+    )
     assert isinstance(offer, messages.Offer)
-    assert offer.sdp == "v=0"
+    assert offer.sdp.startswith("v=0\r\nm=audio")
     assert isinstance(messages.parse_participant('{"type": "leave"}'), messages.Leave)
     assert isinstance(messages.parse_participant('{"type": "ping"}'), messages.Ping)
 

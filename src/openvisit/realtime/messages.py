@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from openvisit.domain.errors import N_, Conflict, InvalidInput
 
@@ -30,9 +30,22 @@ class Hello(_Message):
     rules_accepted: bool = False
 
 
+def _looks_like_sdp(sdp: str) -> str:
+    """An offer is an SDP with at least one audio or video section; anything else is refused before it
+    reaches the media engine, so that garbage cannot stand in for a side's working connection."""
+    if not sdp.startswith("v=0") or not any(
+        line.startswith(("m=audio ", "m=video ")) for line in sdp.splitlines()
+    ):
+        raise ValueError("not an SDP offer with media")
+    return sdp
+
+
+SdpText = Annotated[str, Field(min_length=1, max_length=MAX_SDP_CHARS), AfterValidator(_looks_like_sdp)]
+
+
 class Offer(_Message):
     type: Literal["offer"]
-    sdp: Annotated[str, Field(min_length=1, max_length=MAX_SDP_CHARS)]
+    sdp: SdpText
 
 
 class Leave(_Message):
@@ -54,7 +67,7 @@ _VisitId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 class Watch(_Message):
     type: Literal["watch"]
     visit_id: _VisitId
-    sdp: Annotated[str, Field(min_length=1, max_length=MAX_SDP_CHARS)]
+    sdp: SdpText
 
 
 class Unwatch(_Message):

@@ -37,6 +37,7 @@ from openvisit.web.templating import LANGUAGE_COOKIE, SESSION_COOKIE
 
 log = logging.getLogger("openvisit.web")
 router = APIRouter()
+_INTERNAL = DomainError("internal", N_("Something went wrong on our side. Please try again."))
 _keys = count(1)
 
 
@@ -72,8 +73,11 @@ class SocketConnection:
             if self.closed:
                 return
             self.closed = True
-            if self.websocket.application_state is WebSocketState.CONNECTED:
-                with contextlib.suppress(RuntimeError, OSError):
+            if (
+                self.websocket.application_state is WebSocketState.CONNECTED
+                and self.websocket.client_state is not WebSocketState.DISCONNECTED
+            ):
+                with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                     await self.websocket.close(code)
 
     async def error(self, exc: DomainError, *, visit_id: int | None = None) -> None:
@@ -203,6 +207,12 @@ async def visit_socket(
                     return
             except DomainError as exc:
                 await conn.error(exc)
+            except (WebSocketDisconnect, asyncio.CancelledError):
+                raise
+            except Exception:
+                # A fault of ours while handling one message: said, logged, and the visit goes on.
+                log.exception("a message on visit %s's socket failed", visit_id)
+                await conn.error(_INTERNAL)
     except WebSocketDisconnect:
         pass
     finally:
@@ -262,6 +272,11 @@ async def monitor_socket(
                     await rooms.terminate(principal, message.visit_id, message.reason, message.note, meta)
             except DomainError as exc:
                 await conn.error(exc, visit_id=visit)
+            except (WebSocketDisconnect, asyncio.CancelledError):
+                raise
+            except Exception:
+                log.exception("a message on a monitor's socket failed")
+                await conn.error(_INTERNAL, visit_id=visit)
     except WebSocketDisconnect:
         pass
     finally:
