@@ -4,6 +4,7 @@ the settings handed to the browser code, the wall, and Russian."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from datetime import datetime, timedelta
@@ -402,8 +403,11 @@ def test_investigator_finds_plays_and_flags_a_recording(
     player = client.get(f"/staff/recordings/{recording_id}")
     assert player.status_code == 200
     match = re.search(r'<video class="player" controls preload="metadata" src="([^"]+)"', player.text)
-    assert match and match.group(1).startswith(f"/api/v1/recordings/{recording_id}/media?token=")
+    assert match and match.group(1).startswith(f"/api/v1/recordings/{recording_id}/media?playback=")
     assert "ab" * 32 in player.text
+    # The player's requests belong to the playback its page opened: served in ranges, not logged again.
+    media = client.get(html.unescape(match.group(1)), headers={"Range": "bytes=0-99"})
+    assert media.status_code == 206 and len(media.content) == 100
     with ctx.db.read() as s:
         logged = s.execute(sa.select(AccessLog).where(AccessLog.recording_id == recording_id)).scalars().all()
         played = (

@@ -149,6 +149,14 @@ def test_a_social_visit_end_to_end(browser: Browser, live_server: str, live_ctx:
         recording = _finalised_recording(live_ctx, visit_id, wall)
         assert recording.sha256 and recording.bytes
         assert_holds_both_parties(Path(recording.path))
+
+        # An investigator plays it in the browser.
+        player = page_of("investigator")
+        player.goto(f"/staff/recordings/{recording.id}")
+        player.wait_for_function(
+            "() => { const v = document.querySelector('video.player');"
+            " return v.readyState >= 2 && v.videoWidth > 0; }"
+        )
         assert not errors, errors
     finally:
         for page in opened:

@@ -709,7 +709,7 @@ def recording_player(
     require_role(principal, *recordings.INVESTIGATOR_ROLES)
     playback = recordings.start_playback(ctx, principal, recording_id, meta)
     view = _recording_view(ctx, recording_id)
-    media = f"/api/v1/recordings/{recording_id}/media?{urlencode({'token': playback.token})}"
+    media = f"/api/v1/recordings/{recording_id}/media?{urlencode({'playback': playback.token})}"
     return render(
         request,
         "live_recording.html",
