@@ -29,7 +29,7 @@ from openvisit.media.synthetic import BLUE, GREEN, RED, RGB, Monitor, Participan
 from openvisit.services.context import AppContext, utc_now
 from openvisit.settings import Settings
 from openvisit.web.app import create_app
-from tests.live.support import Scene, audit_actions, build, load, token_for, visit
+from tests.live.support import Scene, audit_actions, build, event_kinds, load, token_for, visit
 
 T = TypeVar("T")
 TEST_SECONDS = 120.0
@@ -468,3 +468,37 @@ def test_a_legal_visit_has_no_recording_and_refuses_the_monitor(live_ctx: AppCon
     )
     assert after == before
     assert audit_actions(live_ctx, "visit", c.visit_id).count("visit.watch_refused") == 1
+
+
+def test_a_side_that_drops_rejoins_inside_the_window_and_the_visit_carries_on(
+    live_ctx: AppContext, server: str
+) -> None:
+    c = call(live_ctx)
+
+    async def scenario() -> None:
+        visitor = await open_side(server, c.visitor_path)
+        resident = await open_side(server, c.resident_path)
+        back: End | None = None
+        try:
+            await visitor.join(RED, 440.0)
+            await resident.join(BLUE, 880.0)
+            await sees(visitor, BLUE)
+            # The station's network drops: its socket and its media go without a word.
+            await resident.close()
+            left = await visitor.wait_for("peer", 2)
+            assert left == {"type": "peer", "side": "resident", "state": "left"}
+            back = await open_side(server, c.resident_path)
+            welcome = await back.join(GREEN, 660.0)
+            assert welcome["peer_connected"] is True
+            await sees(visitor, GREEN)
+            await sees(back, RED)
+        finally:
+            for side in (visitor, *(s for s in [back] if s is not None)):
+                await side.close()
+
+    run(scenario())
+    assert load(live_ctx, c.visit_id).status is VisitStatus.IN_PROGRESS
+    kinds = event_kinds(live_ctx, c.visit_id)
+    assert kinds.index("side_lost") < len(kinds) - 1 - kinds[::-1].index("joined")
+    # The room stayed open across the drop: one recording, still being written.
+    assert [r.status for r in recording_rows(live_ctx, c.visit_id)] == [RecordingStatus.RECORDING]
