@@ -419,6 +419,21 @@ def sweep(ctx: typer.Context) -> None:
     typer.echo(f"{result.holds_expired} held times expired, {result.requests_rejected} requests rejected")
 
 
+# --- recordings -----------------------------------------------------------------------------------
+
+
+@app.command("purge-recordings")
+def purge_recordings(ctx: typer.Context) -> None:
+    """Delete the files of recordings whose retention (OPENVISIT_RECORDING_RETENTION_DAYS) has run out and
+    that no investigator flagged; their rows stay, marked purged, with their hash. Run it daily from cron."""
+    from openvisit.services import recordings  # only this command needs it
+
+    with _context(ctx) as context:
+        _require_migrated(context)
+        purged = recordings.purge_expired(context)
+    typer.echo(f"{purged} recordings purged")
+
+
 # --- notifications --------------------------------------------------------------------------------
 
 

@@ -5,20 +5,22 @@ visit), finalised or damaged; the investigators' search and its scope; playback 
 from __future__ import annotations
 
 import hashlib
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from openvisit import cli
 from openvisit.db.models import AccessLog, Recording
 from openvisit.domain.enums import RecordingStatus, Role, VisitKind, VisitStatus
 from openvisit.domain.errors import Forbidden, InvalidInput, NotFound
 from openvisit.media.engine import PrivilegedVisit, RecordingResult
 from openvisit.services import live, recordings
 from openvisit.services.context import AppContext, RequestMeta
-from tests.conftest import FrozenClock
+from tests.conftest import TEST_SECRET, FrozenClock
 from tests.live.support import Scene, audit_actions, build, staff, token_for, visit
 
 META = RequestMeta(ip="198.51.100.4", user_agent="Player/1.0")
@@ -288,3 +290,39 @@ def test_a_player_seeks_through_http_ranges_within_one_logged_session(
     )
     assert report.status_code == 200, report.text
     assert report.json()["playbacks"] == 2
+
+
+def test_the_purge_command_deletes_expired_files(ctx: AppContext, scene: Scene, clock: FrozenClock) -> None:
+    expired = recorded(ctx, scene, clock, hours_ago=2)
+    kept = recorded(ctx, scene, clock, hours_ago=4)
+    with ctx.db.write() as s:
+        s.execute(
+            sa.update(Recording)
+            .where(Recording.id == expired)
+            .values(retain_until=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+        s.execute(
+            sa.update(Recording)
+            .where(Recording.id == kept)
+            .values(retain_until=datetime(2100, 1, 1, tzinfo=UTC))
+        )
+    env = {
+        "OPENVISIT_DATABASE_URL": ctx.settings.database_url,
+        "OPENVISIT_MODE": "test",
+        "OPENVISIT_SECRET_KEY": TEST_SECRET,
+        "OPENVISIT_VAR_DIR": str(ctx.settings.var_dir),
+    }
+    result = CliRunner().invoke(cli.app, ["purge-recordings"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "1 recordings purged"
+    statuses = {r.id: r.status for r in recordings.visit_recordings(ctx, load_visit_id(ctx, expired))}
+    assert statuses[expired] is RecordingStatus.PURGED
+    with ctx.db.read() as s:
+        assert s.get(Recording, kept).status is RecordingStatus.FINALISED  # type: ignore[union-attr]
+
+
+def load_visit_id(ctx: AppContext, recording_id: int) -> int:
+    with ctx.db.read() as s:
+        row = s.get(Recording, recording_id)
+        assert row is not None
+        return row.visit_id
