@@ -13,9 +13,9 @@ Visits are added one at a time. After each, all run together for a while and two
 
 "visits at ≥14 fps" is the most visits for which every side still received at least 14 frames a second;
 "CPU per visit" is the engine's CPU at that load, divided by it. "join → first frame" is the median time
-from a participant's offer to the first picture it decodes (measured by the Python participants; a
-browser's figure will be added separately). "recording" checks one visit's file: both colours side by
-side and each tone on its own channel.
+from a participant's offer to the first picture it decodes, as the Python participants measure it (the
+JSON line names its source: `join_to_first_frame_source`). "recording" checks one visit's file: both
+colours side by side and each tone on its own channel.
 
 The participants share the machine with the engine (they decode what they receive), so on a small machine
 the number of visits is bounded by both together; CPU per visit is the engine's alone. Figures are noisy
@@ -280,6 +280,10 @@ def run(config: BenchConfig) -> list[Figure]:
                 "join → first frame p50": f"{figures['join_to_first_frame_ms_p50']} ms (aiortc client)",
                 "CPU per visit": f"{figures['cpu_per_recorded_visit_pct']}% of a core",
                 "visits at ≥14 fps": f"{figures['concurrent_recorded_visits']}{capped}",
+                "engine CPU by visits (min fps)": ", ".join(
+                    f"{lv['visits']}: {lv['engine_cpu_pct']}% ({lv['min_fps']})" for lv in figures["levels"]
+                ),
+                "participants' CPU": f"{figures['levels'][-1]['clients_cpu_pct']}% at the last load",
                 "recording": "both sides, both voices" if figures["recording_ok"] else "FAILED",
                 "load at start": str(figures["load_average_at_start"]),
             },
