@@ -110,8 +110,10 @@ class Database:
         self._read = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
         # PostgreSQL runs every statement of a READ COMMITTED transaction on a snapshot of its own, so a
         # read-only session loses nothing in autocommit mode, and saves the BEGIN and ROLLBACK round trips.
-        query_bind = engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgresql else engine
-        self._query = sessionmaker(bind=query_bind, expire_on_commit=False, autoflush=False)
+        self._query_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgresql else engine
+        )
+        self._query = sessionmaker(bind=self._query_engine, expire_on_commit=False, autoflush=False)
         for maker in (self._write, self._read, self._query):
             event.listen(maker, "before_commit", _run_before_commit)
             event.listen(maker, "after_transaction_end", _forget_before_commit)
@@ -139,6 +141,12 @@ class Database:
         READ COMMITTED transaction, without BEGIN and ROLLBACK); on SQLite a read transaction."""
         with self._query() as session:
             yield session
+
+    @contextmanager
+    def query_connection(self) -> Iterator[sa.Connection]:
+        """What query() gives, as a bare Core connection (no Session around it), for a hot read."""
+        with self._query_engine.connect() as connection:
+            yield connection
 
     def ping(self) -> None:
         """Raise when the database cannot be reached."""

@@ -411,8 +411,8 @@ def _subject_rows(ctx: AppContext, query: sa.Select[*tuple[Any, ...]], token: st
     params = {"digest": token_digest(token)}
     for attempt in (1, 2):
         try:
-            with ctx.db.query() as session:
-                return session.connection().execute(query, params).all()
+            with ctx.db.query_connection() as connection:
+                return connection.execute(query, params).all()
         except sa.exc.DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise

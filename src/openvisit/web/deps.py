@@ -18,11 +18,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 
 
-def get_ctx(request: Request) -> AppContext:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the thread
+# pool, a hop to another thread and back for every one of them on every request.
+
+
+async def get_ctx(request: Request) -> AppContext:
     return ctx_of(request)
 
 
-def get_meta(request: Request) -> RequestMeta:
+async def get_meta(request: Request) -> RequestMeta:
     host = request.client.host if request.client else "unknown"
     return RequestMeta(ip=host, user_agent=request.headers.get("user-agent", "")[:300])
 
@@ -75,12 +79,12 @@ def get_optional_principal(request: Request, ctx: CtxDep) -> Principal | None:
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
 
 
-def get_principal(principal: OptionalPrincipal) -> Principal:
+async def get_principal(principal: OptionalPrincipal) -> Principal:
     """A logged-in caller who has completed the second factor."""
     return require_active(principal)
 
 
-def get_pending_principal(principal: OptionalPrincipal) -> Principal:
+async def get_pending_principal(principal: OptionalPrincipal) -> Principal:
     """A logged-in caller, second factor done or not (for enrolling it)."""
     if principal is None:
         raise NotAuthenticated()

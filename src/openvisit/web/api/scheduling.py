@@ -111,7 +111,7 @@ def get_availability(
 
 
 @router.post("/visits", response_model=VisitBooked, status_code=201)
-def create_visit(body: BookingCreate, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep) -> VisitBooked:
+def create_visit(body: BookingCreate, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep) -> Response:
     """Book a visit (or hold the time for 10 minutes with `hold`); the station is chosen for you."""
     request = BookingRequest(
         resident_id=body.resident_id,
@@ -125,7 +125,9 @@ def create_visit(body: BookingCreate, ctx: CtxDep, principal: CurrentPrincipal, 
         hold=body.hold,
         notes=body.notes,
     )
-    return _booked(scheduling.book_visit(ctx, principal, request, meta))
+    booked = _booked(scheduling.book_visit(ctx, principal, request, meta))
+    # Serialised here, once: the model was just built and checked, FastAPI need not validate it again.
+    return Response(booked.model_dump_json(), status_code=201, media_type="application/json")
 
 
 @router.post("/visits/{visit_id}/confirm", response_model=VisitRead)
