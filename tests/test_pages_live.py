@@ -190,6 +190,8 @@ def test_station_lists_the_open_visit_with_join(
     home = client.get("/station").text
     assert f'href="/station/visits/{now_visit}"' in home
     assert f"/station/visits/{later}" not in home
+    # Residents read Russian by default; the later visit of the day says when it opens (local time).
+    assert "Подключиться можно с 18:50." in home
 
     page = client.get(f"/station/visits/{now_visit}")
     assert page.status_code == 200

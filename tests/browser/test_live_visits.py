@@ -131,7 +131,10 @@ def test_a_social_visit_end_to_end(browser: Browser, live_server: str, live_ctx:
             expect(page.locator("#ended")).to_be_visible(timeout=PROMPT_MS)
             expect(page.locator("#ended")).to_have_attribute("data-outcome", "terminated")
             expect(page.locator("#call")).to_be_hidden()
-        expect(visitor.locator("#ended-title")).to_have_text("Staff ended the visit.")
+        expect(visitor.locator("#ended-title")).to_have_text("The visit has ended.")
+        expect(visitor.locator("#ended-detail")).to_contain_text("Conduct")
+        expect(visitor.locator("#visit-status")).to_have_text("Terminated")
+        expect(visitor.locator("#rejoin")).to_be_hidden()
         expect(tile).to_have_attribute("data-status", "ended")
 
         visit = _visit(live_ctx, visit_id)

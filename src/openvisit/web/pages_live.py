@@ -92,7 +92,6 @@ CALL_TEXT: dict[str, str] = {
     "minutesLeft": N_("%(n)s minutes left."),
     "mediaFailed": N_("The video connection could not be set up. Trying again…"),
     "endedCompleted": N_("The visit has ended."),
-    "endedTerminated": N_("Staff ended the visit."),
     "endedFailed": N_("The visit could not continue."),
     "timeOver": N_("The time of this visit is over."),
     "replacedTitle": N_("You joined from another device."),
@@ -182,9 +181,46 @@ def join_open(request: Request, visit: Visit) -> bool:
     return opens_at <= ctx_of(request).clock() < closes_at
 
 
+@dataclass(frozen=True)
+class TodayVisit:
+    """A visit of the resident's day, as the station's list shows it."""
+
+    visit: Visit
+    hours: str
+    open: bool
+    opens_later: bool
+    opens_label: str
+
+
+def today_visits(request: Request, visits: Sequence[Visit]) -> list[TodayVisit]:
+    """The visits of today (in the station's time) that can still be joined, soonest first."""
+    ctx = ctx_of(request)
+    principal: Principal | None = getattr(request.state, "principal", None)
+    tz = principal.timezone if principal else ctx.settings.default_timezone
+    language = language_of(request)
+    now = ctx.clock()
+    today = now.astimezone(zone(tz)).date()
+    rows = []
+    for visit in sorted(visits, key=lambda v: v.starts_at):
+        if (
+            visit.starts_at.astimezone(zone(tz)).date() != today
+            or visit.status not in rules.JOINABLE_STATUSES
+        ):
+            continue
+        if visit.ends_at <= now:
+            continue
+        opens_at, _ = _window(request, visit)
+        hours = f"{clock(visit.starts_at, language, tz)}–{clock(visit.ends_at, language, tz)}"
+        rows.append(
+            TodayVisit(visit, hours, join_open(request, visit), now < opens_at, clock(opens_at, language, tz))
+        )
+    return rows
+
+
 def _install_template_helpers() -> None:
     """The lists of visits (the visitor's, the station's) show Join while a visit is open."""
     environment().globals["live_join_open"] = join_open
+    environment().globals["live_today"] = today_visits
 
 
 def _is_lead(ctx: AppContext, principal: Principal, visit: Visit) -> bool:
@@ -229,7 +265,13 @@ def _call_page(request: Request, principal: Principal, details: VisitDetails, pa
         "serverNow": ctx.clock().isoformat(),
         "opensAtLabel": clock(opens_at, language, tz),
         "endsAtLabel": clock(visit.ends_at, language, tz),
-        "text": _words(language, CALL_TEXT),
+        "text": {
+            **_words(language, CALL_TEXT),
+            "statuses": {
+                s.value: translate(language, label_of(s))
+                for s in (VisitStatus.COMPLETED, VisitStatus.TERMINATED, VisitStatus.FAILED)
+            },
+        },
     }
     finished = visit.status not in rules.JOINABLE_STATUSES or ctx.clock() >= visit.ends_at
     return render(

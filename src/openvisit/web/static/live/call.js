@@ -365,8 +365,14 @@ export class Call {
   }
 
   onEnded(message) {
-    const titles = { completed: this.text.endedCompleted, terminated: this.text.endedTerminated, failed: this.text.endedFailed };
-    this.finish('ended', titles[message.outcome] || this.text.endedCompleted, message.message || '');
+    const failed = message.outcome === 'failed';
+    this.finish('ended', failed ? this.text.endedFailed : this.text.endedCompleted, message.message || '');
+    const status = $('visit-status');
+    const outcome = { completed: 'completed', terminated: 'terminated', failed: 'failed' }[message.outcome];
+    if (status && outcome) {
+      status.className = `tag status-${outcome}`;
+      status.textContent = this.text.statuses[outcome];
+    }
     const ended = $('ended');
     if (ended) {
       ended.dataset.outcome = message.outcome || '';
