@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -119,6 +119,7 @@ class LiveRooms:
         hub: SignallingHub | None = None,
         tick: float = 1.0,
         wall_refresh_seconds: float = WALL_REFRESH_SECONDS,
+        eager: bool = False,
     ) -> None:
         self.ctx = ctx
         self.engine = engine
@@ -130,6 +131,7 @@ class LiveRooms:
         self._wall_refresh_seconds = wall_refresh_seconds
         self._refresher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._eager = eager
 
     @property
     def available(self) -> bool:
@@ -153,8 +155,11 @@ class LiveRooms:
     # --- life of the process ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover what a restart left behind and start refreshing the monitoring walls."""
+        """Recover what a restart left behind and start refreshing the monitoring walls; with `eager`, start
+        the engine's workers in the background, so the first visit of the day does not wait for them."""
         await self.recover()
+        if self._eager and self.engine is not None:
+            self._spawn(self._start_engine())
         if self._wall_refresh_seconds > 0:
             self._refresher = asyncio.create_task(self._refresh_walls_forever(), name="live-wall-refresh")
 
@@ -166,6 +171,7 @@ class LiveRooms:
                 await self._refresher
         for task in list(self._background):
             task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.hub.close()
         if self.engine is not None and self._engine_started:
             open_rooms = [room for room in self._rooms.values() if room.media_open]
@@ -299,11 +305,20 @@ class LiveRooms:
 
     # --- the engine's events --------------------------------------------------------------------------
 
-    async def _on_media_event(self, event: MediaEvent) -> None:
-        # The engine's own task delivers events; the work is done beside it so the engine never waits.
-        task = asyncio.create_task(self._handle_media_event(event))
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _start_engine(self) -> None:
+        try:
+            await self._media()
+        except Exception:
+            log.exception("the media engine could not be started; the first join will try again")
+
+    async def _on_media_event(self, event: MediaEvent) -> None:
+        # The engine's own task delivers events; the work is done beside it so the engine never waits.
+        self._spawn(self._handle_media_event(event))
 
     async def _handle_media_event(self, event: MediaEvent) -> None:
         room = self._rooms.get(event.visit_id)

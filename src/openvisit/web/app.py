@@ -83,7 +83,8 @@ def media_engine(settings: Settings) -> MediaEngine | None:
 def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | None = None) -> FastAPI:
     """A FastAPI app serving the API, the pages and the health checks for `settings`."""
     context = ctx or AppContext.from_settings(settings, clock=clock)
-    live_rooms = LiveRooms(context, media_engine(settings))
+    # Outside tests the engine's workers start with the server; a test's app starts them at its first join.
+    live_rooms = LiveRooms(context, media_engine(settings), eager=settings.mode != "test")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
