@@ -180,6 +180,10 @@ def test_the_monitor_socket_is_for_the_facilitys_officers(
         wall = ws.receive_json()
         assert wall["type"] == "visits"
         assert [(v["id"], v["status"], v["sides"]) for v in wall["visits"]] == [(running, "in_progress", [])]
+        # Nobody has joined since the server started: there is no media to watch yet.
+        ws.send_json({"type": "watch", "visit_id": running, "sdp": SDP})
+        error = ws.receive_json()
+        assert (error["code"], error["visit_id"]) == ("media.room_not_open", running)
 
 
 def test_watching_a_legal_visit_is_refused_and_audited_and_the_wall_goes_on(

@@ -45,6 +45,7 @@ from openvisit.media.engine import (
     MediaEventKind,
     PrivilegedVisit,
     RecordingResult,
+    RoomNotOpen,
     SessionDescription,
     Side,
     VisitMedia,
@@ -445,11 +446,11 @@ class LiveRooms:
         await self._db(live.check_may_terminate, self.ctx, p, visit_id)
         room = self._rooms.get(visit_id)
         if room is None:
-            ended = await self._db(live.terminate, self.ctx, p, visit_id, reason, note, meta)
-            await self._announce_end(ended, visit_id, ended.facility_id)
-            await self.refresh_wall(ended.facility_id)
-            return ended
+            return await self._terminate_without_room(p, visit_id, reason, note, meta)
         async with room.lock:
+            if self._rooms.get(visit_id) is not room:
+                # It ended while we waited for the lock: the database says so (not in progress).
+                return await self._terminate_without_room(p, visit_id, reason, note, meta)
             result = await self._close_media(room)
             try:
                 ended = await self._db(live.terminate, self.ctx, p, visit_id, reason, note, meta)
@@ -460,6 +461,14 @@ class LiveRooms:
                 raise
             await self._finish(room, result, ended)
             return ended
+
+    async def _terminate_without_room(
+        self, p: Principal, visit_id: int, reason: str | None, note: str, meta: RequestMeta
+    ) -> live.Ended:
+        ended = await self._db(live.terminate, self.ctx, p, visit_id, reason, note, meta)
+        await self._announce_end(ended, visit_id, ended.facility_id)
+        await self.refresh_wall(ended.facility_id)
+        return ended
 
     async def report_station_failure(
         self, p: Principal, visit_id: int, note: str, meta: RequestMeta
@@ -472,8 +481,9 @@ class LiveRooms:
             return ended
         async with room.lock:
             ended = await self._db(live.report_station_failure, self.ctx, p, visit_id, note, meta)
-            result = await self._close_media(room)
-            await self._finish(room, result, ended)
+            if self._rooms.get(visit_id) is room:
+                result = await self._close_media(room)
+                await self._finish(room, result, ended)
             return ended
 
     async def fail(self, visit_id: int, reason: rules.FailureReason, note: str = "") -> live.Ended | None:
@@ -565,6 +575,9 @@ class LiveRooms:
         visit_facility = await self._db(live.check_watch, self.ctx, p, visit_id, meta)
         if visit_facility != facility_id:
             raise Conflict("live.other_facility", N_("This visit is not on this wall."))
+        room = self._rooms.get(visit_id)
+        if room is None or not room.media_open:
+            raise RoomNotOpen()
         engine = await self._media()
         try:
             answer = await engine.subscribe_monitor(
