@@ -11,6 +11,7 @@ import { Channel, fill, readConfig } from './channel.js';
 import { connectionFacts, gatheredOffer } from './rtc.js';
 
 const FINAL_CLOSE_CODES = new Set([4000, 4403, 4409]);
+const RETRY_CODES = new Set(['media.failed', 'media.room_not_open']);
 const KEEP_ALIVE_MS = 15000;
 const STATS_EVERY_MS = 2000;
 const RECONNECT_FIRST_MS = 1000;
@@ -293,6 +294,7 @@ export class Call {
     await this.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
     this.state = 'connected';
     this.reconnectDelay = RECONNECT_FIRST_MS;
+    show($('call-error'), false);
     window.clearInterval(this.statsTimer);
     this.statsTimer = window.setInterval(() => this.showQuality(), STATS_EVERY_MS);
   }
@@ -387,6 +389,11 @@ export class Call {
   onError(message) {
     this.showError(message.message || this.text.errorGeneric);
     if (message.code) $('call-error')?.setAttribute('data-code', message.code);
+    // The media could not be set up this time (the engine was busy or restarting): start over.
+    if (RETRY_CODES.has(message.code) && this.state !== 'check') {
+      this.channel?.close();
+      this.scheduleReconnect();
+    }
   }
 
   showError(text) {
