@@ -157,7 +157,7 @@ def test_a_finished_visit_cannot_be_joined(client: TestClient, ctx: AppContext, 
     login(client, email)
     assert f"/visits/{visit_id}/join" not in client.get("/visits").text
     page = client.get(f"/visits/{visit_id}/join").text
-    assert "This visit can no longer be joined." in page
+    assert "This visit cannot be joined." in page
     assert "Conduct" in page
     assert "live-config" not in page and "call.js" not in page
 
