@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from openvisit.db.models import (
     Appointment,
@@ -151,9 +152,12 @@ class _Person:
     has_alert: bool
     expired_holds: bool
     """Some of their holds have run out but are not yet cancelled."""
+    next_visit_id: int | None = None
+    """On PostgreSQL, when booking: an id taken from the visits' sequence for the new visit, so that the
+    visit, its party and its messages are written in one statement."""
 
 
-def _person_query() -> sa.Select[*tuple[Any, ...]]:
+def _person_query(*, next_visit_id: bool = False) -> sa.Select[*tuple[Any, ...]]:
     link = (
         sa.select(Connection.status)
         .where(
@@ -170,7 +174,7 @@ def _person_query() -> sa.Select[*tuple[Any, ...]]:
         Visit.status == VisitStatus.HELD,
         Visit.hold_expires_at <= sa.bindparam("now"),
     )
-    return (
+    query = (
         sa.select(
             Resident.id,
             Resident.facility_id,
@@ -186,27 +190,41 @@ def _person_query() -> sa.Select[*tuple[Any, ...]]:
         .join(Facility, Facility.id == Resident.facility_id)
         .where(Resident.id == sa.bindparam("resident_id"))
     )
+    if next_visit_id:
+        query = query.add_columns(
+            sa.func.nextval(sa.func.pg_get_serial_sequence("visit", "id")).label("next_visit_id")
+        )
+    return query
 
 
 _PERSON = _person_query()
 _PERSON_LOCKED = _PERSON.with_for_update(of=Resident)
 """The same, locking the resident's row: bookings that touch one resident run one after the other."""
+_PERSON_LOCKED_NEXT_ID = _person_query(next_visit_id=True).with_for_update(of=Resident)
 
 
-def _person(session: Session, p: Principal, resident_id: int, now: datetime, *, lock: bool) -> _Person:
+def _person(
+    session: Session,
+    p: Principal,
+    resident_id: int,
+    now: datetime,
+    *,
+    lock: bool,
+    next_visit_id: bool = False,
+) -> _Person:
     """The resident, if `p` may book for them: facility staff, or a visitor with any link to them
     (a pending link is told so; no link at all looks like no such resident)."""
     visitor = p.visitor_id is not None and not p.is_staff
     if not visitor:
         access_resident_by_id(session, p, resident_id)
-    row = (
-        _conn(session)
-        .execute(
-            _PERSON_LOCKED if lock else _PERSON,
-            {"resident_id": resident_id, "visitor_id": p.visitor_id if visitor else None, "now": now},
-        )
-        .one_or_none()
-    )
+    connection = _conn(session)
+    if lock and next_visit_id and connection.dialect.name == "postgresql":
+        query = _PERSON_LOCKED_NEXT_ID
+    else:
+        query = _PERSON_LOCKED if lock else _PERSON
+    row = connection.execute(
+        query, {"resident_id": resident_id, "visitor_id": p.visitor_id if visitor else None, "now": now}
+    ).one_or_none()
     if row is None or (visitor and row.link is None):
         raise NotFound("resident.not_found", N_("No such resident."))
     if visitor and row.link is not ConnectionStatus.APPROVED:
@@ -221,10 +239,11 @@ def _person(session: Session, p: Principal, resident_id: int, now: datetime, *, 
         status=row.status,
         allowance_override=row.allowance_override,
         language=row.language,
-        rules=_rules(tuple(row[9:])),
+        rules=_rules(tuple(row[9 : 9 + len(_RULE_COLUMNS)])),
         link=row.link,
         has_alert=bool(row.has_alert),
         expired_holds=bool(row.expired_holds),
+        next_visit_id=row.next_visit_id if query is _PERSON_LOCKED_NEXT_ID else None,
     )
 
 
@@ -1056,7 +1075,7 @@ def _book_in(
     """Every rule, checked in a handful of statements: the resident locked (with their facility's rules
     and the caller's link), the day's templates, the party locked (links, accounts, restrictions), and
     everything in the slot's way (allowance included); then the visit, its party and its messages."""
-    resident = _person(session, p, req.resident_id, now, lock=True)
+    resident = _person(session, p, req.resident_id, now, lock=True, next_visit_id=True)
     if resident.status is not ResidentStatus.ACTIVE:
         raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
     rules = resident.rules
@@ -1127,6 +1146,21 @@ def _book_in(
     # as availability does, so that every time it offers can be booked.
     slot = next((s for s in slots if _place(world, s, req.mode)[0] is not None), slot)
     status = VisitStatus.HELD if req.hold else rules_.initial_status(needs_review=resident.has_alert)
+    party_rows = [(lead_id, None, ParticipantRole.LEAD)] + [
+        (
+            m.visitor_id,
+            m.dependent_id,
+            ParticipantRole.DEPENDENT if m.dependent_id is not None else ParticipantRole.VISITOR,
+        )
+        for m in others
+    ]
+    # What outbox.enqueue_for_visit writes for a new visit (an email to every visitor's account, by id,
+    # and a message on the resident's station), written here with the party: the accounts are known.
+    template = "visit_requested" if status is VisitStatus.REQUESTED else "visit_booked"
+    recipients: list[_Recipient] = []
+    if not req.hold:
+        recipients = [(NotificationChannel.EMAIL, u, None, email, lang) for u, email, lang in party.users]
+        recipients.append((NotificationChannel.STATION, None, resident.id, None, resident.language))
     connection = _conn(session)
     values: dict[str, Any] = {}
     visit_id: int | None = None
@@ -1151,7 +1185,16 @@ def _book_in(
             "notes": req.notes[:2000],
             "replaces_visit_id": replaces,
         }
-        visit_id = _insert_visit(connection, values)
+        if resident.next_visit_id is not None:
+            payload = outbox.visit_payload(Visit(id=resident.next_visit_id, **values), rules.timezone)
+            params = {f"v_{k}": v for k, v in values.items()}
+            params["v_id"] = resident.next_visit_id
+            params.update(_party_params(party_rows))
+            params.update(_message_params(recipients, template, payload, now))
+            statement = _booking_statement(len(party_rows), len(recipients))
+            visit_id = connection.execute(statement, params).scalar_one_or_none()
+        else:
+            visit_id = _insert_visit(connection, values)
         if visit_id is not None:
             break
         # A hold that has run out but is not yet swept still counts for PostgreSQL's exclusion
@@ -1167,54 +1210,35 @@ def _book_in(
     if visit_id is None or placement is None:
         raise _conflict("visit.slot_taken")
     visit = Visit(id=visit_id, reason=None, outcome=None, **values)
-    party_rows = [(lead_id, None, ParticipantRole.LEAD)] + [
-        (
-            m.visitor_id,
-            m.dependent_id,
-            ParticipantRole.DEPENDENT if m.dependent_id is not None else ParticipantRole.VISITOR,
+    if resident.next_visit_id is None:
+        connection.execute(
+            _INSERT_PARTICIPANT,
+            [
+                {"visit_id": visit_id, "visitor_id": visitor_id, "dependent_id": dependent_id, "role": role}
+                for visitor_id, dependent_id, role in party_rows
+            ],
         )
-        for m in others
-    ]
-    connection.execute(
-        _INSERT_PARTICIPANT,
-        [
-            {"visit_id": visit_id, "visitor_id": visitor_id, "dependent_id": dependent_id, "role": role}
-            for visitor_id, dependent_id, role in party_rows
-        ],
-    )
-    if not req.hold:
-        # What outbox.enqueue_for_visit writes for a visit (an email to every visitor's account, by id,
-        # and a message on the resident's station), written here with the party: the accounts are known.
-        common = {
-            "template": "visit_requested" if status is VisitStatus.REQUESTED else "visit_booked",
-            "payload": outbox.visit_payload(visit, rules.timezone),
-            "visit_id": visit_id,
-            "status": NotificationStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-        }
-        messages = [
-            {
-                "channel": NotificationChannel.EMAIL,
-                "user_id": user_id,
-                "resident_id": None,
-                "address": email,
-                "language": language,
-                **common,
-            }
-            for user_id, email, language in party.users
-        ]
-        messages.append(
-            {
-                "channel": NotificationChannel.STATION,
-                "user_id": None,
-                "resident_id": resident.id,
-                "address": None,
-                "language": resident.language,
-                **common,
-            }
-        )
-        connection.execute(_INSERT_MESSAGE, messages)
+        if recipients:
+            payload = outbox.visit_payload(visit, rules.timezone)
+            connection.execute(
+                _INSERT_MESSAGE,
+                [
+                    {
+                        "channel": channel,
+                        "user_id": user_id,
+                        "resident_id": resident_id,
+                        "address": address,
+                        "language": language,
+                        "template": template,
+                        "payload": payload,
+                        "visit_id": visit_id,
+                        "status": NotificationStatus.PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                    }
+                    for channel, user_id, resident_id, address, language in recipients
+                ],
+            )
     audit.record(
         session,
         p,
@@ -1228,6 +1252,95 @@ def _book_in(
     )
     booth_code = placement.booth.code if placement.booth else None
     return BookedVisit(visit, placement.station.code, booth_code, rules.timezone)
+
+
+_Recipient = tuple[NotificationChannel, int | None, int | None, str | None, str]
+"""A message's channel, user or resident, address and language."""
+
+_PARTY_COLUMNS = ("visitor_id", "dependent_id", "role")
+_MESSAGE_COLUMNS = ("channel", "user_id", "resident_id", "address", "language")
+_MESSAGE_SHARED = ("template", "payload", "status", "attempts", "next_attempt_at")
+_VISIT_COLUMNS = (
+    "id",
+    "kind",
+    "mode",
+    "status",
+    "facility_id",
+    "resident_id",
+    "station_id",
+    "link_center_id",
+    "booth_station_id",
+    "starts_at",
+    "ends_at",
+    "hold_expires_at",
+    "booked_by_id",
+    "notes",
+    "replaces_visit_id",
+)
+
+
+def _party_params(rows: Sequence[tuple[int | None, int | None, ParticipantRole]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, row in enumerate(rows):
+        params.update((f"p_{c}_{i}", value) for c, value in zip(_PARTY_COLUMNS, row, strict=True))
+    return params
+
+
+def _message_params(
+    recipients: Sequence[_Recipient], template: str, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    if not recipients:
+        return {}
+    params: dict[str, Any] = {
+        "m_template": template,
+        "m_payload": payload,
+        "m_status": NotificationStatus.PENDING,
+        "m_attempts": 0,
+        "m_next_attempt_at": now,
+    }
+    for i, row in enumerate(recipients):
+        params.update((f"m_{c}_{i}", value) for c, value in zip(_MESSAGE_COLUMNS, row, strict=True))
+    return params
+
+
+@functools.lru_cache(maxsize=32)
+def _booking_statement(participants: int, messages: int) -> sa.Select[*tuple[Any, ...]]:
+    """PostgreSQL: the visit (with its id given, refused without error when an exclusion constraint
+    finds its time taken), its party and its messages in one statement, which returns the visit's id,
+    or nothing when it was refused (the party and the messages are then not written either). Built once
+    per size of party; parameters v_*, p_*_i, m_*_i and m_*."""
+    visits = Visit.metadata.tables["visit"]
+    row: dict[str, Any] = {c: sa.bindparam(f"v_{c}", type_=visits.c[c].type) for c in _VISIT_COLUMNS}
+    # An INSERT inside a WITH does not get the columns' Python defaults: give them.
+    for column in visits.c:
+        default = column.default
+        if column.name not in row and isinstance(default, ScalarElementColumnDefault):
+            row[column.name] = sa.literal(default.arg, column.type)
+    booked = (
+        postgresql.insert(visits).values(row).on_conflict_do_nothing().returning(visits.c.id).cte("booked")
+    )
+    statement = sa.select(booked.c.id)
+    party = VisitParticipant.metadata.tables["visit_participant"]
+    for i in range(participants):
+        chosen = sa.select(
+            booked.c.id, *(sa.bindparam(f"p_{c}_{i}", type_=party.c[c].type) for c in _PARTY_COLUMNS)
+        )
+        statement = statement.add_cte(
+            party.insert().from_select(["visit_id", *_PARTY_COLUMNS], chosen).cte(f"party_{i}")
+        )
+    notes = Notification.metadata.tables["notification"]
+    for i in range(messages):
+        written = sa.select(
+            *(sa.bindparam(f"m_{c}_{i}", type_=notes.c[c].type) for c in _MESSAGE_COLUMNS),
+            *(sa.bindparam(f"m_{c}", type_=notes.c[c].type) for c in _MESSAGE_SHARED),
+            booked.c.id,
+        )
+        statement = statement.add_cte(
+            notes.insert()
+            .from_select([*_MESSAGE_COLUMNS, *_MESSAGE_SHARED, "visit_id"], written)
+            .cte(f"message_{i}")
+        )
+    return statement
 
 
 _INSERT_PARTICIPANT = VisitParticipant.metadata.tables["visit_participant"].insert()
