@@ -511,7 +511,7 @@ def _occupied(
         params["allowance_start"], params["allowance_end"] = allowance
     by_station: dict[int, list[Busy]] = defaultdict(list)
     found = _Occupied(defaultdict(BusyTimes), [], [], [], [], [], [])
-    for tag, ref, station_id, booth_id, starts_at, ends_at in _conn(session).execute(query, params):
+    for tag, ref, station_id, booth_id, starts_at, ends_at in _conn(session).execute(query, params).all():
         if tag == "allowance":
             found.allowance.append(starts_at)
             continue
@@ -718,7 +718,10 @@ class _Placement:
 
 
 def _place(world: _World, slot: Slot, mode: VisitMode) -> tuple[_Placement | None, str | None]:
-    """Where the visit would take place, or the code of the first reason it cannot."""
+    """Where the visit would take place, or the code of the first reason it cannot. Availability asks
+    this for every slot of two weeks, so the station is picked here (as rules_.pick_station would:
+    the first free candidate by code, no room where a keep-apart resident is) from candidates sorted
+    once per world."""
     start, end = slot.starts_at, slot.ends_at
     blocked_stations: set[int] = set()
     for busy, station_id in world.blocks:
@@ -732,19 +735,27 @@ def _place(world: _World, slot: Slot, mode: VisitMode) -> tuple[_Placement | Non
         return None, "visit.resident_busy"
     if world.visitor_busy and rules_.any_overlap(start, end, world.visitor_busy):
         return None, "visit.visitor_busy"
-    candidates = world.by_group.get(slot.group_id, [])
-    if blocked_stations:
-        candidates = [s for s in candidates if s.id not in blocked_stations]
-    rooms = _rooms_busy_at(world.kept_apart, world.rooms, start, end) if world.kept_apart else ()
-    station = rules_.pick_station(candidates, start, end, world.busy_by_station, rooms)
-    if station is None:
+    rooms = _rooms_busy_at(world.kept_apart, world.rooms, start, end) if world.kept_apart else None
+    busy_by_station = world.busy_by_station
+    chosen: StationInfo | None = None
+    for station in world.by_group.get(slot.group_id, ()):
+        if blocked_stations and station.id in blocked_stations:
+            continue
+        if rooms and station.room and station.room in rooms:
+            continue
+        taken = busy_by_station.get(station.id)
+        if taken and rules_.any_overlap(start, end, taken):
+            continue
+        chosen = station
+        break
+    if chosen is None:
         return None, "visit.slot_taken"
     booth = None
     if mode is VisitMode.LINK_CENTER:
         booth = rules_.pick_booth(world.booths, start, end, world.busy_by_station)
         if booth is None:
             return None, "visit.no_booth"
-    return _Placement(station, booth), None
+    return _Placement(chosen, booth), None
 
 
 def _check_link_center(session: Session, mode: VisitMode, link_center_id: int | None) -> None:
