@@ -11,7 +11,9 @@ goes through the real code:
 - service bookings/s: services.scheduling.book_visit, one booking after another, each its own transaction
   (p50 and p95 of each call).
 - HTTP bookings/s: POST /api/v1/visits with bearer tokens against `uvicorn` (one worker, a process of its
-  own), from concurrent keep-alive clients in this process; p50 and p95 as the clients see them.
+  own), from concurrent keep-alive clients in a third process (a minimal HTTP/1.1 client on asyncio
+  streams, so that the load generator takes little of the machine: its CPU per request is printed beside
+  the server's); p50 and p95 as the clients see them, and the server process's CPU per booking.
 - HTTP GET /api/v1/me/s: the same server and clients asking only who they are (the bearer token
   checked, nothing else): the most any authenticated request gets on this machine, for comparison.
 - contention: that many visitors of one unit POST the same time at once, when one kiosk is left: one must
@@ -742,6 +744,7 @@ def _row(size: Size, figures: dict[str, Any]) -> dict[str, str]:
             f"{figures['http_bookings_per_s']:,.0f} ({figures['http_p50_ms']:.1f} / "
             f"{figures['http_p95_ms']:.1f} ms, {figures['http_clients']} clients)"
         ),
+        "server CPU per HTTP booking": f"{figures['http_server_cpu_ms']:.1f} ms",
         "HTTP GET /api/v1/me/s": f"{figures['http_me_per_s']:,.0f}",
         "contention": (
             f"{figures['contenders']} at once: {figures['contention_booked']} booked, {refused},"
