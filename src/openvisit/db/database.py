@@ -22,7 +22,10 @@ out; one in steady use is not, so a busy server pays nothing for it."""
 RECYCLE_SECONDS = 1800
 """Connections older than this are replaced, before a server or a firewall drops them for idling."""
 
-_BEFORE_COMMIT = "openvisit.before_commit"
+TRANSACTION_INFO = "openvisit.tx."
+"""Keys of Session.info that start with this belong to the current transaction: they are dropped when
+it ends, committed or not."""
+_BEFORE_COMMIT = TRANSACTION_INFO + "before_commit"
 
 
 def normalise_url(url: str) -> str:
@@ -178,4 +181,5 @@ def _run_before_commit(session: Session) -> None:
 
 def _forget_before_commit(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        session.info.pop(_BEFORE_COMMIT, None)
+        for key in [k for k in session.info if isinstance(k, str) and k.startswith(TRANSACTION_INFO)]:
+            del session.info[key]

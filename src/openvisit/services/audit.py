@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from openvisit.db.database import Database, before_commit
 from openvisit.db.models import AuditEntry, AuditHead
@@ -36,9 +37,24 @@ def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-_PENDING = "openvisit.audit_pending"
+_PENDING = "openvisit.tx.audit_pending"
 
 _LOCK_HEAD = sa.select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_HEAD_LOCKED = "openvisit.tx.audit_head_locked"
+
+
+def lock_head_lateral() -> LateralFromClause:
+    """The head, locked, as a LATERAL subquery (columns seq and hash) for the last statement of a use
+    case before COMMIT to join: the head is then locked a round trip earlier than the append would lock
+    it, and the append does not ask for it again (give it to head_locked). LATERAL, so that it locks
+    only when the statement has a row to join it to."""
+    return _LOCK_HEAD.lateral("audit_head_locked")
+
+
+def head_locked(session: Session, seq: int, hash_: str) -> None:
+    """The head as the caller's transaction read it with its lock (from lock_head_cte): the lock is held
+    until COMMIT, so the append starts from it without another statement."""
+    session.info[_HEAD_LOCKED] = (seq, hash_)
 
 
 def record(
@@ -86,13 +102,14 @@ def _append_pending(session: Session) -> None:
     if not pending:
         return
     connection = session.connection()
-    head = connection.execute(_LOCK_HEAD).one_or_none()
+    locked: tuple[int, str] | None = session.info.pop(_HEAD_LOCKED, None)
+    head = locked if locked is not None else connection.execute(_LOCK_HEAD).one_or_none()
     if head is None:
         # The migration creates the head; a database made from the models alone may lack it.
         connection.execute(sa.insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH))
         seq, prev_hash = 0, GENESIS_HASH
     else:
-        seq, prev_hash = head.seq, head.hash
+        seq, prev_hash = head[0], head[1]
     params: dict[str, Any] = {"head_seq": seq + len(pending)}
     rows: list[dict[str, Any]] = []
     for entry in pending:

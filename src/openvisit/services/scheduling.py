@@ -1203,7 +1203,13 @@ def _book_in(
             params.update(_party_params(party_rows))
             params.update(_message_params(recipients, template, payload, now))
             statement = _booking_statement(len(party_rows), len(recipients))
-            visit_id = connection.execute(statement, params).scalar_one_or_none()
+            written = connection.execute(statement, params).one_or_none()
+            visit_id = None
+            if written is not None:
+                visit_id = written.id
+                # This is the transaction's last statement before the audit append and COMMIT: it
+                # locked the audit chain's head too, so the append need not ask for it again.
+                audit.head_locked(session, written.seq, written.hash)
         else:
             visit_id = _insert_visit(connection, values)
         if visit_id is not None:
@@ -1317,9 +1323,9 @@ def _message_params(
 @functools.lru_cache(maxsize=32)
 def _booking_statement(participants: int, messages: int) -> sa.Select[*tuple[Any, ...]]:
     """PostgreSQL: the visit (with its id given, refused without error when an exclusion constraint
-    finds its time taken), its party and its messages in one statement, which returns the visit's id,
-    or nothing when it was refused (the party and the messages are then not written either). Built once
-    per size of party; parameters v_*, p_*_i, m_*_i and m_*."""
+    finds its time taken), its party and its messages in one statement, which returns the visit's id
+    with the audit chain's head, locked, or nothing when it was refused (the party and the messages are
+    then not written either). Built once per size of party; parameters v_*, p_*_i, m_*_i and m_*."""
     visits = Visit.metadata.tables["visit"]
     row: dict[str, Any] = {c: sa.bindparam(f"v_{c}", type_=visits.c[c].type) for c in _VISIT_COLUMNS}
     # An INSERT inside a WITH does not get the columns' Python defaults: give them.
@@ -1330,7 +1336,8 @@ def _booking_statement(participants: int, messages: int) -> sa.Select[*tuple[Any
     booked = (
         postgresql.insert(visits).values(row).on_conflict_do_nothing().returning(visits.c.id).cte("booked")
     )
-    statement = sa.select(booked.c.id)
+    head = audit.lock_head_lateral()
+    statement = sa.select(booked.c.id, head.c.seq, head.c.hash).select_from(booked).join(head, sa.true())
     party = VisitParticipant.metadata.tables["visit_participant"]
     for i in range(participants):
         chosen = sa.select(
