@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from openvisit.db.models import (
     Dependent,
@@ -55,6 +55,8 @@ from openvisit.web.templating import STATION_COOKIE, ctx_of, environment, render
 routes = APIRouter(include_in_schema=False)
 
 FormId = Annotated[int, Field(ge=1, le=MAX_ID)]
+SearchDay = Annotated[date | None, BeforeValidator(lambda value: value or None)]
+"""A day of a search form: its date field left empty is sent as `from=`, which means any day."""
 
 
 class _Place(Protocol):
@@ -664,8 +666,8 @@ def recordings_list(
     principal: CurrentPrincipal,
     facility_id: IdQuery = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
-    day_from: Annotated[date | None, Query(alias="from")] = None,
-    day_to: Annotated[date | None, Query(alias="to")] = None,
+    day_from: Annotated[SearchDay, Query(alias="from")] = None,
+    day_to: Annotated[SearchDay, Query(alias="to")] = None,
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """Investigators find recordings by the resident's number or name and the visit's day."""
