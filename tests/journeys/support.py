@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from openvisit.db.models import Resident, Station, Visit
+from openvisit.i18n import translate
 from openvisit.services.context import AppContext
 from openvisit.services.demo import DEMO_PASSWORD, station_key
 from openvisit.web.templating import SESSION_COOKIE
@@ -121,12 +122,12 @@ class Journey:
     # --- logins through the pages ---------------------------------------------------------------
 
     def login(self, page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
-        """Log in on /login; a visitor lands on their home page."""
+        """Log in on /login, in whatever language the page speaks."""
         page.goto("/login")
-        page.get_by_label("Email").fill(email)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        page.locator("#email").fill(email)
+        page.locator("#password").fill(password)
+        page.locator("form[action='/login'] button[type=submit]").click()
+        expect(page.locator("form[action='/logout']")).to_be_visible()
 
     def staff_login(self, page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
         """Log a staff member in with their password and an authenticator code; the first time, enrol
@@ -216,8 +217,17 @@ class Journey:
         with self.ctx.db.read() as s:
             return s.execute(sa.select(Station.code).where(Station.id == station_id)).scalar_one()
 
+    def station_name(self, station_id: int | None) -> str:
+        with self.ctx.db.read() as s:
+            return s.execute(sa.select(Station.name).where(Station.id == station_id)).scalar_one()
+
     def assert_no_page_errors(self) -> None:
         assert not self.errors, self.errors
+
+
+def ru(message: str, **params: object) -> str:
+    """`message` (an English msgid) as the Russian pages say it."""
+    return translate("ru", message, params or None)
 
 
 # --- the call pages ---------------------------------------------------------------------------------

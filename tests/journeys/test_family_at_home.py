@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from openvisit.domain.enums import VisitStatus
 from openvisit.services.demo import demo_pin
 from tests.browser.conftest import wait_decoding
-from tests.journeys.support import COLONY_TZ, Journey, id_in, join, photo, wait_hearing
+from tests.journeys.support import COLONY_TZ, Journey, id_in, join, photo, ru, wait_hearing
 from tests.notify_support import ics_bytes, parse_ics
 
 EMAIL = "ekaterina.orlova@example.net"
@@ -132,7 +132,7 @@ def test_a_family_at_home(people: Journey, tmp_path: Path) -> None:
     people.station(station, people.station_code(visit.station_id), BROTHER, demo_pin(BROTHER))
     # The station speaks the resident's language (Russian), and says the visit is today.
     expect(station.locator("html")).to_have_attribute("lang", "ru")
-    station.get_by_role("link", name="Подключиться к свиданию").click()
+    station.get_by_role("link", name=ru("Join the visit")).click()
     join(station)
 
     sister = people.open("visitor again")
