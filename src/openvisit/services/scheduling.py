@@ -369,6 +369,79 @@ def _stations(
     return list(_parse_stations(tuple(tuple(r) for r in rows)))
 
 
+def _shape_query(*, weekday: bool) -> sa.CompoundSelect[*tuple[Any, ...]]:
+    """The facility's templates (of one weekday, with `weekday`) and its stations in one statement: a
+    UNION ALL of template rows (their columns, then NULLs) and station rows (id, group and unit in the
+    template's id, group and unit columns, the rest in four text columns at the end)."""
+    t = SessionTemplate
+    link = session_template_unit
+    text = sa.cast(sa.null(), sa.String)
+    facility_id = sa.bindparam("facility_id", type_=sa.Integer)
+    templates = (
+        sa.select(
+            sa.literal("template").label("tag"),
+            t.id,
+            t.group_id,
+            t.weekday,
+            t.start_time,
+            t.end_time,
+            t.slot_minutes,
+            t.buffer_minutes,
+            t.valid_from,
+            t.valid_to,
+            t.every_n_weeks,
+            t.allow_social,
+            t.allow_legal,
+            t.allow_home,
+            t.allow_link_center,
+            t.bookable_by,
+            link.c.unit_id,
+            text.label("code"),
+            text.label("station_kind"),
+            text.label("room"),
+            text.label("station_status"),
+        )
+        .outerjoin(link, link.c.template_id == t.id)
+        .where(t.facility_id == facility_id)
+    )
+    if weekday:
+        templates = templates.where(t.weekday == sa.bindparam("weekday", type_=sa.Integer))
+    nothing = [sa.cast(sa.null(), c.type) for c in templates.selected_columns][3:16]
+    stations = sa.select(
+        sa.literal("station"),
+        Station.id,
+        Station.group_id,
+        *nothing,
+        Station.unit_id,
+        Station.code,
+        sa.cast(Station.kind, sa.String),
+        Station.room,
+        sa.cast(Station.status, sa.String),
+    ).where(Station.facility_id == facility_id)
+    return sa.union_all(templates, stations).order_by(sa.column("tag"), sa.column("id"))
+
+
+_SHAPE = _shape_query(weekday=False)
+_SHAPE_ON = _shape_query(weekday=True)
+
+
+def _shape(
+    session: Session, facility_id: int, *, weekday: int | None = None
+) -> tuple[list[Template], list[StationInfo]]:
+    """The facility's templates (of one weekday only, when given) and stations, in one statement."""
+    if weekday is None:
+        rows = _conn(session).execute(_SHAPE, {"facility_id": facility_id}).all()
+    else:
+        rows = _conn(session).execute(_SHAPE_ON, {"facility_id": facility_id, "weekday": weekday}).all()
+    templates = tuple(tuple(r[1:17]) for r in rows if r[0] == "template")
+    stations = tuple(
+        (r[1], r[17], StationKind(r[18]), r[2], r[16], r[19], StationStatus(r[20]))
+        for r in rows
+        if r[0] == "station"
+    )
+    return list(_parse_templates(templates)), list(_parse_stations(stations))
+
+
 @functools.lru_cache(maxsize=512)
 def _slots_of(templates: tuple[Template, ...], timezone: str, first: date, last: date) -> tuple[Slot, ...]:
     """generate_slots, once per set of templates, zone and days (the result is shared: never changed)."""
@@ -787,8 +860,8 @@ def availability(
     """The free times for a visit with `resident_id`, as `p` may book them, over the booking window.
     With `moving_visit_id`, the times that visit could move to: it neither blocks them nor uses allowance.
 
-    Four statements: the resident with their facility's rules and the caller's link, the facility's
-    stations, its templates, and everything in the way of the window's slots (allowance included)."""
+    Three statements: the resident with their facility's rules and the caller's link, the facility's
+    templates and stations, and everything in the way of the window's slots (allowance included)."""
     now = ctx.clock()
     with ctx.db.query() as session:
         resident = _person(session, p, resident_id, now, lock=False)
@@ -806,7 +879,7 @@ def availability(
         first = max(first_day or rules.local_date(earliest), rules.local_date(earliest))
         if days is not None:
             last_day = min(last_day, first + timedelta(days=max(days, 1) - 1))
-        stations = _stations(session, facility_id=facility_id)
+        every_template, stations = _shape(session, facility_id)
         # A template whose stations the resident can never use (another unit's kiosks) offers nothing.
         usable_groups = {
             s.group_id
@@ -816,7 +889,7 @@ def availability(
         }
         templates = tuple(
             t
-            for t in _templates(session, facility_id)
+            for t in every_template
             if t.group_id in usable_groups
             and t.allows(kind, mode, by_staff=by_staff, unit_id=resident.unit_id)
         )
@@ -1084,8 +1157,9 @@ def _book_in(
     replaces: int | None = None,
 ) -> BookedVisit:
     """Every rule, checked in a handful of statements: the resident locked (with their facility's rules
-    and the caller's link), the day's templates, the party locked (links, accounts, restrictions), and
-    everything in the slot's way (allowance included); then the visit, its party and its messages."""
+    and the caller's link), the day's templates with the facility's stations, the party locked (links,
+    accounts, restrictions), and everything in the slot's way (allowance included); then the visit, its
+    party and its messages."""
     resident = _person(session, p, req.resident_id, now, lock=True, next_visit_id=True)
     if resident.status is not ResidentStatus.ACTIVE:
         raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
@@ -1103,10 +1177,9 @@ def _book_in(
         raise Forbidden()
     _check_link_center(session, req.mode, req.link_center_id)
     rules_.check_booking_window(rules, req.kind, req.starts_at, now, by_staff=by_staff)
+    day_templates, stations = _shape(session, facility_id, weekday=rules.local_date(req.starts_at).weekday())
     templates = [
-        t
-        for t in _templates(session, facility_id, weekday=rules.local_date(req.starts_at).weekday())
-        if t.allows(req.kind, req.mode, by_staff=by_staff, unit_id=resident.unit_id)
+        t for t in day_templates if t.allows(req.kind, req.mode, by_staff=by_staff, unit_id=resident.unit_id)
     ]
     slots = rules_.find_slots(templates, rules.zone, req.starts_at)
     slot = slots[0]
@@ -1149,6 +1222,7 @@ def _book_in(
         now,
         req.link_center_id,
         group_ids={s.group_id for s in slots},
+        stations=stations,
         allowance=period,
     )
     if period is not None:
