@@ -52,9 +52,14 @@ DONE_MESSAGES: dict[str, str] = {
 
 
 def _form_error(request: Request, exc: DomainError) -> dict[str, str | None]:
+    language = language_of(request)
+    params = dict(exc.params)
+    # A restriction's reason may be a preset's code (a termination's): said in the reader's words.
+    if isinstance(params.get("reason"), str):
+        params["reason"] = translate(language, reason_label(params["reason"]))
     return {
         "code": exc.code,
-        "message": translate(language_of(request), exc.message, exc.params),
+        "message": translate(language, exc.message, params),
         "field": exc.field,
     }
 

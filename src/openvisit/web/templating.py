@@ -16,7 +16,7 @@ from openvisit.domain.principal import Principal
 from openvisit.services.auth import csrf_token_for
 from openvisit.services.context import AppContext
 from openvisit.web.i18n import LANGUAGES, format_both, format_when, translations
-from openvisit.web.labels import label_of
+from openvisit.web.labels import label_of, reason_label
 
 CSRF_COOKIE = "ov_csrf"
 SESSION_COOKIE = "ov_session"
@@ -111,6 +111,8 @@ def render(
         "viewer_tz": viewer_tz,
         "now": ctx_of(request).clock(),
         "label": lambda value: catalog.gettext(label_of(value)),
+        # A reason is a preset's code (a termination's, say) or words staff wrote, shown as they are.
+        "reason_text": lambda code: catalog.gettext(reason_label(code)) if code else "",
     }
     values.update(context or {})
     html = environment().get_template(template).render(values)
