@@ -252,14 +252,18 @@ def join(page: Page) -> None:
 HEARING = """async () => {
   const video = document.querySelector('#remote-video');
   const stream = video && video.srcObject;
-  if (!stream || !stream.getAudioTracks().length) return 0;
-  const listen = (window.__listen ??= (() => {
+  const track = stream && stream.getAudioTracks()[0];
+  if (!track) return 0;
+  // A call that connects again plays a new track: listen to the one the page plays now.
+  if (window.__listen?.track !== track) {
+    window.__listen?.audio.close();
     const audio = new AudioContext();
     const analyser = audio.createAnalyser();
     analyser.fftSize = 2048;
-    audio.createMediaStreamSource(stream).connect(analyser);
-    return { audio, analyser, samples: new Float32Array(analyser.fftSize) };
-  })());
+    audio.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+    window.__listen = { track, audio, analyser, samples: new Float32Array(analyser.fftSize) };
+  }
+  const listen = window.__listen;
   await listen.audio.resume();
   let loudest = 0;
   for (let i = 0; i < 20; i++) {
