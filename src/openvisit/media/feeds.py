@@ -299,8 +299,9 @@ class VideoFeed:
             self._wake()
 
     def _wake(self) -> None:
+        """Stop waiting for the old source now (an expiring wait ends by itself)."""
         self._changed.set()
-        if self._waiting is not None:
+        if self._waiting is not None and not self._waiting.expired():
             self._waiting.reschedule(asyncio.get_running_loop().time())
 
     def _want_keyframe(self) -> None:
@@ -439,8 +440,9 @@ class AudioFeed:
             self._wake()
 
     def _wake(self) -> None:
+        """Stop waiting for the old source now (an expiring wait ends by itself)."""
         self._changed.set()
-        if self._waiting is not None:
+        if self._waiting is not None and not self._waiting.expired():
             self._waiting.reschedule(asyncio.get_running_loop().time())
 
     def _due(self) -> int:
