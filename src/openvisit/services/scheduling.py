@@ -13,7 +13,7 @@ import dataclasses
 import functools
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -831,6 +831,39 @@ def _place(world: _World, slot: Slot, mode: VisitMode) -> tuple[_Placement | Non
     return _Placement(chosen, booth), None
 
 
+def _fits_quickly(world: _World, mode: VisitMode) -> Callable[[Slot], bool] | None:
+    """For the usual world (no blocked period, no keep-apart order, a visit from home, busy times still
+    indexed): whether `_place` would find a station for a slot, asked without its general machinery,
+    since availability asks it for every slot of two weeks. None for any other world."""
+    resident_busy, visitor_busy = world.resident_busy, world.visitor_busy
+    if (
+        world.blocks
+        or world.kept_apart
+        or mode is not VisitMode.HOME
+        or not isinstance(resident_busy, BusyTimes)
+        or not isinstance(visitor_busy, BusyTimes)
+        or not all(isinstance(b, BusyTimes) for b in world.busy_by_station.values())
+    ):
+        return None
+    appointments = world.appointments
+    by_group = world.by_group
+    busy_by_station = world.busy_by_station
+
+    def fits(slot: Slot) -> bool:
+        start, end = slot.starts_at, slot.ends_at
+        if appointments and rules_.any_overlap(start, end, appointments):
+            return False
+        if resident_busy.overlaps(start, end) or visitor_busy.overlaps(start, end):
+            return False
+        for station in by_group.get(slot.group_id, ()):
+            taken = busy_by_station.get(station.id)
+            if taken is None or not taken.overlaps(start, end):  # type: ignore[attr-defined]
+                return True
+        return False
+
+    return fits
+
+
 def _check_link_center(session: Session, mode: VisitMode, link_center_id: int | None) -> None:
     if mode is VisitMode.LINK_CENTER:
         if link_center_id is None or session.get(LinkCenter, link_center_id) is None:
@@ -940,6 +973,7 @@ def availability(
                 for period in periods:
                     if period[0] <= moving.starts_at < period[1]:
                         used[period] -= 1
+        fits = _fits_quickly(world, mode) or (lambda slot: _place(world, slot, mode)[0] is not None)
         full_days: set[date] = set()
         free: list[FreeTime] = []
         seen: set[datetime] = set()
@@ -951,8 +985,7 @@ def availability(
                 if used[period] >= allowance:
                     full_days.add(slot.local_date)
                     continue
-            placement, _ = _place(world, slot, mode)
-            if placement is not None:
+            if fits(slot):
                 seen.add(slot.starts_at)
                 free.append(FreeTime(slot.starts_at, slot.ends_at, slot.local_date))
         return Availability(
