@@ -100,13 +100,22 @@ class Journey:
 
     # --- browsers -------------------------------------------------------------------------------
 
-    def open(self, who: str, *, locale: str = "en-GB", viewport: tuple[int, int] = (1200, 900)) -> Page:
-        """A new browser (its own cookies) for `who`, with a camera and a microphone it may use."""
+    def open(
+        self,
+        who: str,
+        *,
+        locale: str = "en-GB",
+        viewport: tuple[int, int] = (1200, 900),
+        touch: bool = False,
+    ) -> Page:
+        """A new browser (its own cookies) for `who`, with a camera and a microphone it may use; `touch`
+        makes it a touch screen (a station's kiosk, a phone)."""
         context = self.browser.new_context(
             base_url=self.base_url,
             locale=locale,
             permissions=["camera", "microphone"],
             viewport={"width": viewport[0], "height": viewport[1]},
+            has_touch=touch,
         )
         self.contexts.append(context)
         page = context.new_page()
