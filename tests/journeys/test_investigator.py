@@ -62,7 +62,8 @@ def test_an_investigator(people: Journey) -> None:
     player = investigator.locator("video.player")
     expect(player).to_have_accessible_name(re.compile("Recording of the visit with"))
     investigator.wait_for_function(
-        "() => { const v = document.querySelector('video.player'); return v.readyState >= 2 && v.videoWidth > 0; }"
+        "() => { const v = document.querySelector('video.player');"
+        " return v.readyState >= 2 && v.videoWidth > 0; }"
     )
     recording_id = int(investigator.url.rsplit("/", 1)[-1])
     sha = investigator.locator("code.secret").inner_text()
