@@ -115,9 +115,6 @@ class Settings(BaseSettings):
     ice_servers: list[str] = Field(default_factory=list)
     """STUN/TURN addresses handed to browsers and used by the engine (none: host candidates only)."""
 
-    join_early_minutes: int = Field(default=10, ge=0, le=60)
-    """How long before the start participants may join."""
-
     recording_retention_days: int = Field(default=90, ge=1)
     """How long recordings are kept unless flagged for an investigation."""
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from openvisit.db.models import Notification, Restriction, Visit, VisitParticipant
+from openvisit.db.models import Facility, Notification, Restriction, Visit, VisitParticipant
 from openvisit.domain.enums import (
     NotificationChannel,
     RecordingStatus,
@@ -61,6 +61,19 @@ def test_the_lead_visitor_and_the_resident_at_the_station_are_the_two_sides(
     assert grant.notice.value == "monitored_recorded"
     # Checking changes nothing.
     assert load(ctx, visit_id).status is VisitStatus.APPROVED
+
+
+def test_the_window_is_the_facilitys_own(ctx: AppContext, scene: Scene, clock: FrozenClock) -> None:
+    """A facility that opens visits 20 minutes early lets both sides in then, as its reminders say."""
+    with ctx.db.write() as session:
+        session.execute(
+            sa.update(Facility).where(Facility.id == scene.place.facility_id).values(join_early_minutes=20)
+        )
+    visit_id = visit(ctx, scene, starts_at=clock.now + timedelta(minutes=20, seconds=1))
+    with pytest.raises(Conflict):
+        live.check_join(ctx, scene.visitor, visit_id, META)
+    clock.advance(seconds=1)
+    assert live.check_join(ctx, scene.visitor, visit_id, META).side is Side.VISITOR
 
 
 def test_the_window_edges(ctx: AppContext, scene: Scene, clock: FrozenClock) -> None:

@@ -219,9 +219,19 @@ def _side_of(session: Session, p: Principal, visit: Visit) -> Side:
     raise NotFound("visit.not_found", N_("No such visit."))
 
 
+def _join_early(session: Session, visit: Visit) -> int:
+    """The facility's join window: minutes before the start (Facility.join_early_minutes, which the
+    reminders also promise)."""
+    return int(
+        session.execute(
+            sa.select(Facility.join_early_minutes).where(Facility.id == visit.facility_id)
+        ).scalar_one()
+    )
+
+
 def _grant(ctx: AppContext, session: Session, p: Principal, visit: Visit, now: datetime) -> JoinGrant:
     side = _side_of(session, p, visit)
-    rules.check_join(visit.status, visit.starts_at, visit.ends_at, now, ctx.settings.join_early_minutes)
+    rules.check_join(visit.status, visit.starts_at, visit.ends_at, now, _join_early(session, visit))
     return JoinGrant(
         visit_id=visit.id,
         side=side,
@@ -339,7 +349,7 @@ def check_in_party(ctx: AppContext, p: Principal, visit_id: int, meta: RequestMe
             p, (Role.LINK_OPERATOR,), link_center_id=visit.link_center_id
         ):
             raise NotFound("visit.not_found", N_("No such visit."))
-        rules.check_join(visit.status, visit.starts_at, visit.ends_at, now, ctx.settings.join_early_minutes)
+        rules.check_join(visit.status, visit.starts_at, visit.ends_at, now, _join_early(session, visit))
         participants = _participants(session, visit.id)
         fresh = [row for row in participants if row.checked_in_at is None]
         for row in fresh:

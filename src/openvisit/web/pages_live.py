@@ -167,7 +167,7 @@ def _join_early_minutes(request: Request, facility_id: int) -> int:
             minutes = session.execute(
                 sa.select(Facility.join_early_minutes).where(Facility.id == facility_id)
             ).scalar_one_or_none()
-        known[facility_id] = ctx_of(request).settings.join_early_minutes if minutes is None else minutes
+        known[facility_id] = 10 if minutes is None else minutes
     return known[facility_id]
 
 
