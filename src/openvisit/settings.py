@@ -115,9 +115,6 @@ class Settings(BaseSettings):
     ice_servers: list[str] = Field(default_factory=list)
     """STUN/TURN addresses handed to browsers and used by the engine (none: host candidates only)."""
 
-    recording_retention_days: int = Field(default=90, ge=1)
-    """How long recordings are kept unless flagged for an investigation."""
-
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.mode != "development" and self.secret_key.get_secret_value() == DEFAULT_SECRET:

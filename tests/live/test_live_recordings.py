@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from openvisit import cli
-from openvisit.db.models import AccessLog, Recording
+from openvisit.db.models import AccessLog, Facility, Recording
 from openvisit.domain.enums import RecordingStatus, Role, VisitKind, VisitStatus
 from openvisit.domain.errors import Forbidden, InvalidInput, NotFound
 from openvisit.media.engine import PrivilegedVisit, RecordingResult
@@ -54,6 +54,21 @@ def recorded(ctx: AppContext, scene: Scene, clock: FrozenClock, *, hours_ago: fl
 def access_rows(ctx: AppContext) -> list[AccessLog]:
     with ctx.db.read() as s:
         return list(s.execute(sa.select(AccessLog).order_by(AccessLog.id)).scalars())
+
+
+def test_a_recording_is_kept_as_long_as_its_facility_says(
+    ctx: AppContext, scene: Scene, clock: FrozenClock
+) -> None:
+    with ctx.db.write() as s:
+        s.execute(
+            sa.update(Facility)
+            .where(Facility.id == scene.place.facility_id)
+            .values(recording_retention_days=30)
+        )
+    social = visit(ctx, scene, starts_at=clock.now, status=VisitStatus.IN_PROGRESS)
+    recordings.begin(ctx, social)
+    (row,) = recordings.visit_recordings(ctx, social)
+    assert row.retain_until == clock.now + timedelta(days=30)
 
 
 def test_a_social_visit_gets_a_row_per_opening_and_a_legal_one_none(

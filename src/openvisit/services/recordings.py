@@ -91,7 +91,9 @@ def begin(ctx: AppContext, visit_id: int) -> RecordingStart:
             raise NotFound("visit.not_found", N_("No such visit."))
         if visit.kind is not VisitKind.SOCIAL:
             raise PrivilegedVisit()
-        days = ctx.settings.recording_retention_days
+        days = session.execute(
+            sa.select(Facility.recording_retention_days).where(Facility.id == visit.facility_id)
+        ).scalar_one()
         name = f"visit-{visit.id}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}{RECORDING_SUFFIX}"
         path = (directory / name).resolve()
         row = Recording(

@@ -171,6 +171,15 @@ def _join_early_minutes(request: Request, facility_id: int) -> int:
     return known[facility_id]
 
 
+def _retention_days(request: Request, facility_id: int) -> int:
+    """How long the facility keeps recordings, as the call's notice tells the participants."""
+    with ctx_of(request).db.read() as session:
+        days = session.execute(
+            sa.select(Facility.recording_retention_days).where(Facility.id == facility_id)
+        ).scalar_one_or_none()
+    return 90 if days is None else days
+
+
 def _window(request: Request, visit: Visit) -> tuple[datetime, datetime]:
     return rules.join_window(visit.starts_at, visit.ends_at, _join_early_minutes(request, visit.facility_id))
 
@@ -286,7 +295,7 @@ def _call_page(request: Request, principal: Principal, details: VisitDetails, pa
             "config": config,
             "page": page,
             "finished": finished,
-            "retention_days": ctx.settings.recording_retention_days,
+            "retention_days": _retention_days(request, visit.facility_id),
             "reason_text": _ending_text(language, visit),
         },
     )
