@@ -166,7 +166,8 @@ export class Call {
     let words = fill(quality, { ms });
     const downlink = navigator.connection?.downlink;
     if (typeof downlink === 'number' && downlink > 0) {
-      words += ` ${fill(this.text.hintBandwidth, { mbps: downlink.toFixed(1) })}`;
+      const mbps = downlink.toLocaleString(document.documentElement.lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+      words += ` ${fill(this.text.hintBandwidth, { mbps })}`;
     }
     say(hint, words);
     hint.classList.toggle('problem', ms >= 400);
