@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time as wall_clock
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
@@ -138,26 +139,38 @@ class Journey:
         page.locator("form[action='/login'] button[type=submit]").click()
         expect(page.locator("form[action='/logout']")).to_be_visible()
 
-    def staff_login(self, page: Page, email: str, password: str = DEMO_PASSWORD) -> None:
+    def staff_login(
+        self,
+        page: Page,
+        email: str,
+        password: str = DEMO_PASSWORD,
+        *,
+        before_confirming: Callable[[Page], list[str]] | None = None,
+    ) -> list[str]:
         """Log a staff member in with their password and an authenticator code; the first time, enrol
-        the authenticator on /account/security as the page asks (the test settings require it)."""
+        the authenticator on /account/security as the page asks (the test settings require it).
+        `before_confirming` looks at the enrolment page first; what it returns is returned."""
         page.goto("/login")
-        page.get_by_label("Email").fill(email)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
+        page.locator("#email").fill(email)
+        page.locator("#password").fill(password)
+        page.locator("form[action='/login'] button[type=submit]").click()
+        found: list[str] = []
         secret = self.totp_secrets.get(email)
         if secret is None:
             expect(page).to_have_url(re.compile(r"/account/security$"))
+            if before_confirming is not None:
+                found = before_confirming(page)
             secret = page.locator("code.secret").inner_text().strip()
-            page.get_by_label("Code", exact=True).fill(totp_now(secret, self.clock()))
-            page.get_by_role("button", name="Confirm").click()
+            page.locator("#code").fill(totp_now(secret, self.clock()))
+            page.locator("form[action='/account/security'] button[type=submit]").click()
             self.totp_secrets[email] = secret
         else:
-            page.get_by_label("Password").fill(password)
-            page.get_by_label("Code from your authenticator app").fill(totp_now(secret, self.clock()))
-            page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+            page.locator("#password").fill(password)
+            page.locator("#totp").fill(totp_now(secret, self.clock()))
+            page.locator("form[action='/login'] button[type=submit]").click()
+        expect(page.locator("form[action='/logout']")).to_be_visible()
         expect(page).not_to_have_url(re.compile(r"/(login|account/security)$"))
+        return found
 
     def station(self, page: Page, station_code: str, number: str, pin: str) -> None:
         """Enrol the browser as a demo station (staff type its code and key), then the resident logs in
