@@ -43,19 +43,36 @@ def journey_browser() -> Iterator[Browser]:
             chromium.close()
 
 
+@pytest.fixture(scope="session")
+def demo_database(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
+    """The demo loaded once per test process at the journeys' starting moment (08:00 on a Monday in the
+    colony), into a copy of the migrated template; each journey module serves a copy of it."""
+    start = journey_start(datetime.now(UTC))
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    settings = Settings(mode="test", database_url=f"sqlite:///{path}", secret_key=TEST_SECRET)  # type: ignore[arg-type]
+    ctx = AppContext(settings=settings, db=Database.from_url(settings.database_url), clock=lambda: start)
+    try:
+        load_demo(ctx)
+    finally:
+        ctx.db.dispose()
+    return path, start
+
+
 @pytest.fixture(scope="module")
 def journey(
-    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, journey_browser: Browser
+    demo_database: tuple[Path, datetime], tmp_path_factory: pytest.TempPathFactory, journey_browser: Browser
 ) -> Iterator[Journey]:
     """The demo, served for the module's journeys; its clock starts at 08:00 on a Monday in the colony."""
     root = tmp_path_factory.mktemp("journey")
     database = root / "openvisit.sqlite3"
-    shutil.copyfile(sqlite_template, database)
+    template, start = demo_database
+    shutil.copyfile(template, database)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    clock = MovableClock(journey_start(datetime.now(UTC)))
+    clock = MovableClock(start)
     with smtp_server() as smtp:
         settings = Settings(
             mode="test",
@@ -71,7 +88,6 @@ def journey(
             media_workers=0,
         )
         ctx = AppContext(settings=settings, db=Database.from_url(settings.database_url), clock=clock)
-        load_demo(ctx)
         import uvicorn
 
         server = uvicorn.Server(

@@ -271,6 +271,42 @@ def join(page: Page) -> None:
     page.locator("#call").wait_for(state="visible")
 
 
+PICTURE = """(selector) => {
+  const video = document.querySelector(selector);
+  if (!video || !video.videoWidth) return 0;
+  const canvas = (window.__canvas ??= document.createElement('canvas'));
+  canvas.width = 64;
+  canvas.height = 48;
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  context.drawImage(video, 0, 0, 64, 48);
+  const pixels = context.getImageData(0, 0, 64, 48).data;
+  let sum = 0, squares = 0;
+  const n = pixels.length / 4;
+  for (let i = 0; i < pixels.length; i += 4) {
+    const luma = 0.299 * pixels[i] + 0.587 * pixels[i + 1] + 0.114 * pixels[i + 2];
+    sum += luma;
+    squares += luma * luma;
+  }
+  const mean = sum / n;
+  return Math.sqrt(Math.max(0, squares / n - mean * mean));
+}"""
+"""How much the picture of a <video> varies (the spread of its brightness): a black or blank frame is
+0; Chromium's fake camera draws shapes and a clock."""
+
+
+def wait_picture(page: Page, selector: str = "#remote-video") -> None:
+    """Wait until `selector` shows a picture, not a blank frame: the other side is seen."""
+    wait_decoding(page, selector, key="picture")
+    deadline = wall_clock.monotonic() + WAIT_MS / 1000
+    spread = 0.0
+    while wall_clock.monotonic() < deadline:
+        spread = float(page.evaluate(PICTURE, selector))
+        if spread > 10:
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{selector} shows no picture (brightness spread {spread:.1f})")
+
+
 HEARING = """async () => {
   const video = document.querySelector('#remote-video');
   const stream = video && video.srcObject;

@@ -19,7 +19,7 @@ from openvisit.db.models import LinkCenter, Recording, Resident, SessionTemplate
 from openvisit.domain.enums import VisitKind
 from openvisit.services.demo import demo_pin
 from tests.browser.conftest import wait_decoding
-from tests.journeys.support import Journey, axe_problems, join, local_day, ru, screenshot
+from tests.journeys.support import Journey, axe_problems, join, local_day, ru, screenshot, wait_picture
 
 OTHER = {"en": "ru", "ru": "en"}
 
@@ -183,8 +183,8 @@ def test_tour_of_the_live_pages(people: Journey) -> None:
 
     # --- during the call: video, controls and notices with names ----------------------------------------
     join(wife)
-    wait_decoding(wife, "#remote-video")
-    wait_decoding(station, "#remote-video")
+    wait_picture(wife)
+    wait_picture(station)
     expect(wife.get_by_role("heading", level=1)).to_have_text("Visit with Смирнов Алексей Викторович")
     expect(wife.locator("#remote-video")).to_have_accessible_name("Video of Смирнов Алексей Викторович")
     expect(wife.locator("#local-video")).to_have_accessible_name("Your camera")
@@ -219,8 +219,8 @@ def test_tour_of_the_live_pages(people: Journey) -> None:
     officer.goto("/staff/monitor")
     tile = officer.locator(f'[data-visit-id="{home.id}"]')
     tile.get_by_role("button", name="Watch").click()
-    wait_decoding(officer, f'[data-visit-id="{home.id}"] video[data-side="visitor"]')
-    wait_decoding(officer, f'[data-visit-id="{home.id}"] video[data-side="resident"]')
+    wait_picture(officer, f'[data-visit-id="{home.id}"] video[data-side="visitor"]')
+    wait_picture(officer, f'[data-visit-id="{home.id}"] video[data-side="resident"]')
     expect(tile.locator('video[data-side="visitor"]')).to_have_accessible_name("Visitor")
     expect(tile.get_by_role("button", name="Listen")).to_be_enabled()
     expect(tile.get_by_role("textbox", name="Warning to both sides")).to_be_visible()

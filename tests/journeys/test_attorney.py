@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from openvisit.domain.enums import VisitKind, VisitStatus
 from openvisit.services.demo import demo_pin
 from tests.browser.conftest import wait_decoding
-from tests.journeys.support import Journey, id_in, join, photo, ru
+from tests.journeys.support import Journey, id_in, join, photo, ru, wait_picture
 
 EMAIL = "vera.sokolova@lawfirm.example"
 PASSWORD = "habeas corpus for all"
@@ -113,8 +113,8 @@ def test_an_attorney(people: Journey, tmp_path: Path) -> None:
         lawyer.get_by_role("listitem").filter(has_text="Only the attorney and the client take part.")
     ).to_be_visible()
     join(lawyer)
-    wait_decoding(lawyer, "#remote-video")
-    wait_decoding(station, "#remote-video")
+    wait_picture(lawyer)
+    wait_picture(station)
     expect(station.locator("#privacy-notice")).to_contain_text(
         ru("Privileged legal visit: not recorded, not monitored")
     )

@@ -14,8 +14,7 @@ from playwright.sync_api import expect
 
 from openvisit.domain.enums import VisitStatus
 from openvisit.services.demo import demo_pin
-from tests.browser.conftest import wait_decoding
-from tests.journeys.support import COLONY_TZ, Journey, id_in, join, photo, ru, wait_hearing
+from tests.journeys.support import COLONY_TZ, Journey, id_in, join, photo, ru, wait_hearing, wait_picture
 from tests.notify_support import ics_bytes, parse_ics
 
 EMAIL = "ekaterina.orlova@example.net"
@@ -141,8 +140,8 @@ def test_a_family_at_home(people: Journey, tmp_path: Path) -> None:
     sister.get_by_role("link", name="Join the visit").click()
     expect(sister.locator("#privacy-notice")).to_contain_text("This visit is monitored and recorded")
     join(sister)
-    wait_decoding(sister, "#remote-video")
-    wait_decoding(station, "#remote-video")
+    wait_picture(sister)
+    wait_picture(station)
     wait_hearing(sister)
     wait_hearing(station)
     expect(sister.locator("#remote figcaption")).to_contain_text(brother.last_name)

@@ -10,8 +10,7 @@ from playwright.sync_api import expect
 
 from openvisit.domain.enums import VisitMode, VisitStatus
 from openvisit.services.demo import demo_pin
-from tests.browser.conftest import wait_decoding
-from tests.journeys.support import Journey, id_in, join, ru, wait_hearing
+from tests.journeys.support import Journey, id_in, join, ru, wait_hearing, wait_picture
 
 MOTHER = "olga.kuznetsova@example.org"
 """A demo visitor in Krasnoyarsk who reads OpenVisit in Russian."""
@@ -76,8 +75,8 @@ def test_a_family_at_a_link_center(people: Journey) -> None:
     station.get_by_role("link", name=ru("Join the visit")).click()
     expect(station.locator("#privacy-notice")).to_contain_text(ru("This visit is monitored and recorded"))
     join(station)
-    wait_decoding(operator, "#remote-video")
-    wait_decoding(station, "#remote-video")
+    wait_picture(operator)
+    wait_picture(station)
     wait_hearing(station)
     wait_hearing(operator)
     expect(station.locator("#remote figcaption")).to_have_text("Ольга Кузнецова")

@@ -11,8 +11,7 @@ from playwright.sync_api import expect
 
 from openvisit.domain.enums import VisitStatus
 from openvisit.services.demo import demo_pin
-from tests.browser.conftest import wait_decoding
-from tests.journeys.support import Journey, join, local_day, ru
+from tests.journeys.support import Journey, join, local_day, ru, wait_picture
 
 HUSBAND = "A-100001"
 
@@ -32,8 +31,8 @@ def test_an_investigator(people: Journey) -> None:
     wife.get_by_role("link", name=ru("Join the visit")).click()
     expect(wife.locator("#privacy-notice")).to_contain_text(ru("This visit is monitored and recorded"))
     join(wife)
-    wait_decoding(wife, "#remote-video")
-    wait_decoding(station, "#remote-video")
+    wait_picture(wife)
+    wait_picture(station)
     wife.wait_for_timeout(3_000)  # a few seconds of the two of them on the recording
     people.clock.move_to(visit.ends_at)
     for page in (wife, station):

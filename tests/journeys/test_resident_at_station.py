@@ -7,8 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from openvisit.services.demo import demo_pin
-from tests.browser.conftest import wait_decoding
-from tests.journeys.support import Journey, join, ru
+from tests.journeys.support import Journey, join, ru, wait_picture
 
 HUSBAND = "A-100001"
 WIFE = "maria.smirnova@example.org"
@@ -42,6 +41,7 @@ def test_a_resident_at_a_station(people: Journey) -> None:
     # --- his page speaks Russian, his language, though the kiosk's browser is English -----------------
     expect(kiosk.locator("html")).to_have_attribute("lang", "ru")
     expect(kiosk.get_by_role("heading", level=1)).to_have_text(ru("Hello, %(name)s", name="Алексей"))
+    expect(kiosk.get_by_role("banner")).to_contain_text(ru("Resident %(number)s", number=HUSBAND))
     day = kiosk.get_by_role("region", name=ru("Today"))
     expect(day).to_contain_text("08:00–08:30")
     # The visit is open to join: a touch on the big button joins.
@@ -65,8 +65,8 @@ def test_a_resident_at_a_station(people: Journey) -> None:
     wife.goto("/visits")
     wife.get_by_role("link", name=ru("Join the visit")).tap()
     join(wife)
-    wait_decoding(kiosk, "#remote-video")
-    wait_decoding(wife, "#remote-video")
+    wait_picture(kiosk)
+    wait_picture(wife)
     expect(kiosk.locator("#peer-status")).to_have_text(ru("The other side has joined."))
 
     # --- he leaves, and could come back until the end -------------------------------------------------
