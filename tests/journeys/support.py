@@ -255,6 +255,15 @@ def ru(message: str, **params: object) -> str:
 # --- the call pages ---------------------------------------------------------------------------------
 
 
+def tab_to(page: Page, target: Locator, *, limit: int = 200) -> None:
+    """Press Tab, as a keyboard user would, until `target` has the focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"Tab never reached {target}")
+
+
 def id_in(link: Locator) -> int:
     """The first number in a link's address: the id of what it opens."""
     href = link.get_attribute("href") or ""

@@ -75,6 +75,14 @@ def test_public_pages(people: Journey) -> None:
         ],
     )
     assert not problems, "\n".join(problems)
+    # The first Tab reaches the skip link, and Enter takes the focus past the menu to the content.
+    page.goto("/login")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Email")).to_be_focused()
 
 
 def test_visitor_pages(people: Journey) -> None:
