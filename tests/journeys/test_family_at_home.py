@@ -70,8 +70,10 @@ def test_a_family_at_home(people: Journey, tmp_path: Path) -> None:
         expect(sister.get_by_role("status")).to_contain_text("The photo is uploaded")
     expect(sister.locator(".thumbs img")).to_have_count(2)
 
-    # --- she asks to visit her brother ------------------------------------------------------------
-    sister.get_by_role("navigation", name="Main").get_by_role("link", name="People I visit").click()
+    # --- she asks to visit her brother, from her home page ------------------------------------------
+    sister.get_by_role("link", name="OpenVisit").click()
+    expect(sister.get_by_text("You are not linked to anyone yet.")).to_be_visible()
+    sister.get_by_role("main").get_by_role("link", name="Ask to visit someone").click()
     sister.get_by_label("Facility").select_option(label="Penal Colony No. 17 · Krasnoyarsk")
     sister.get_by_label("Their number").fill(BROTHER)
     sister.get_by_label("Their last name").fill(brother.last_name)
