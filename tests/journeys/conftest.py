@@ -16,27 +16,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from openvisit.db.database import Database
 from openvisit.services.context import AppContext
 from openvisit.services.demo import load_demo
 from openvisit.settings import Settings
 from openvisit.web.app import create_app
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
+from tests.browser.conftest import CHROMIUM_ARGS, WAIT_MS, chromium_path
 from tests.conftest import TEST_SECRET
 from tests.journeys.support import Journey, MovableClock, journey_start
 from tests.notify_support import smtp_server
+
+PLAYWRIGHT_EXPECT_MS = 5_000
+"""Playwright's own default for `expect`, put back after each journey."""
+
+
+JOURNEY_CHROMIUM_ARGS = [
+    # The fake camera at 10 frames a second: enough to see each other, and the server's encoders and the
+    # browsers of a journey (up to five with video) leave room for the rest of the suite on two cores.
+    *(
+        "--use-fake-device-for-media-stream=fps=10" if arg == "--use-fake-device-for-media-stream" else arg
+        for arg in CHROMIUM_ARGS
+    ),
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 @pytest.fixture(scope="module")
 def journey_browser() -> Iterator[Browser]:
     """One headless Chromium per module, with fake camera and microphone, allowed to play sound."""
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=chromium_path(),
-            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
-        )
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=JOURNEY_CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
@@ -112,10 +123,14 @@ def journey(
 
 @pytest.fixture
 def people(journey: Journey) -> Iterator[Journey]:
-    """The module's journey, with every browser a test opened closed after it, and no script errors."""
+    """The module's journey, with every browser a test opened closed after it, and no script errors.
+    Assertions on a page wait as long as any step may take (the media of several browsers and the
+    server share the machine's cores)."""
     journey.errors.clear()
-    yield journey
+    expect.set_options(timeout=WAIT_MS)
     try:
+        yield journey
         journey.assert_no_page_errors()
     finally:
+        expect.set_options(timeout=PLAYWRIGHT_EXPECT_MS)
         journey.close_all()
