@@ -174,6 +174,11 @@ def test_tour_of_the_live_pages(people: Journey) -> None:
     # --- the call before joining, in Russian and then in English ----------------------------------------
     wife = people.open("visitor", locale="ru-RU", viewport=(1200, 860))
     people.login(wife, "maria.smirnova@example.org")
+    # She also books a visit for tomorrow, which her husband's station will tell him about.
+    wife.goto("/visits/book")
+    wife.locator("button.time").first.click()
+    wife.locator("form[action$='/confirm'] button[type=submit]").click()
+    expect(wife.get_by_role("status")).to_have_text(ru("Your visit is booked."))
     problems += sweep(wife, [f"/visits/{home.id}/join"])
     switch_language(wife, "en")
     wait_decoding(wife, "#device-preview")
@@ -183,6 +188,13 @@ def test_tour_of_the_live_pages(people: Journey) -> None:
     # --- the station: the resident's page and his call, in his language ---------------------------------
     station = people.open("station", viewport=(1280, 800), touch=True)
     people.station(station, people.station_code(home.station_id), "A-100001", demo_pin("A-100001"))
+    inbox = station.get_by_role("heading", name=ru("Messages")).locator("xpath=..")
+    for _ in range(20):  # the server delivers station messages every second
+        if inbox.locator(".unread").count():
+            break
+        station.wait_for_timeout(500)
+        station.reload()
+    expect(inbox.locator(".unread")).to_have_count(1)
     problems += axe_problems(station)
     screenshot(station, "station")
     station.get_by_role("link", name=ru("Join the visit")).click()
