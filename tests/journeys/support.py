@@ -73,6 +73,12 @@ class MovableClock:
             assert offset >= self._offset - timedelta(seconds=1), "the clock only moves forward"
             self._offset = offset
 
+    def reach(self, moment: datetime) -> None:
+        """Move the clock to `moment` unless it is already past it (earlier steps of the module may have
+        taken longer than that on a busy machine)."""
+        with self._lock:
+            self._offset = max(self._offset, moment - datetime.now(UTC))
+
 
 def photo(text: str, *, size: tuple[int, int] = (480, 320)) -> bytes:
     """A small JPEG with a few shapes and `text` on it: what a phone's photo of a document would be."""

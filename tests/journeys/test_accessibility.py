@@ -160,7 +160,7 @@ def test_tour_of_the_live_pages(people: Journey) -> None:
     home = people.live_visit_of("A-100001")
     legal = people.live_visit_of("A-100006")
     center = people.live_visit_of("A-100002")
-    people.clock.move_to(home.starts_at + timedelta(minutes=3))
+    people.clock.reach(home.starts_at + timedelta(minutes=3))
 
     # --- the visitor's booking page, in English, with both zones (Yekaterinburg and the colony) ---------
     brother = people.open("visitor 2", viewport=(1200, 860))
