@@ -18,7 +18,7 @@ HUSBAND = "A-100001"
 
 def test_an_investigator(people: Journey) -> None:
     visit = people.live_visit_of(HUSBAND)
-    people.clock.move_to(visit.starts_at + timedelta(minutes=1))
+    people.clock.reach(visit.starts_at + timedelta(minutes=1))
 
     # --- the visit, recorded ---------------------------------------------------------------------------
     station = people.open("station")

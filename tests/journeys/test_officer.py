@@ -22,7 +22,7 @@ WARNING = "Please keep the phone away from the screen."
 def test_an_officer(people: Journey) -> None:
     at_center = people.live_visit_of("A-100002")
     at_home = people.live_visit_of("A-100001")
-    people.clock.move_to(at_home.starts_at + timedelta(minutes=2))
+    people.clock.reach(at_home.starts_at + timedelta(minutes=2))
 
     # --- both visits going on: the booth and a station, a home and a station -----------------------
     operator = people.open("operator")
