@@ -156,11 +156,17 @@ def test_a_link_center_visit_is_joined_by_the_booth_once_the_operator_checked_th
         live.check_join(ctx, operator, visit_id, META)
     assert not_yet.value.code == "live.not_checked_in"
     with pytest.raises(NotFound):
-        live.check_in_party(ctx, other_operator, visit_id, META)
+        live.check_in_party(ctx, other_operator, visit_id, META, id_checked=True)
     with pytest.raises(NotFound):
-        live.check_in_party(ctx, scene.officer, visit_id, META)
-    live.check_in_party(ctx, operator, visit_id, META)
-    live.check_in_party(ctx, operator, visit_id, META)  # once is enough; again changes nothing
+        live.check_in_party(ctx, scene.officer, visit_id, META, id_checked=True)
+    with pytest.raises(InvalidInput) as unchecked:
+        live.check_in_party(ctx, operator, visit_id, META, id_checked=False)
+    assert unchecked.value.code == "live.id_not_checked"
+    assert audit_actions(ctx, "visit", visit_id).count("visit.checked_in") == 0
+    live.check_in_party(ctx, operator, visit_id, META, id_checked=True)
+    live.check_in_party(
+        ctx, operator, visit_id, META, id_checked=True
+    )  # once is enough; again changes nothing
     with ctx.db.read() as s:
         rows = (
             s.execute(sa.select(VisitParticipant).where(VisitParticipant.visit_id == visit_id))
@@ -178,7 +184,9 @@ def test_a_check_in_too_early_is_refused(ctx: AppContext, scene: Scene, clock: F
     visit_id = visit(ctx, scene, starts_at=clock.now + timedelta(days=1))
     center, _ = at_link_center(ctx, visit_id)
     with pytest.raises(Conflict) as early:
-        live.check_in_party(ctx, staff(ctx, Role.LINK_OPERATOR, link_center_id=center), visit_id, META)
+        live.check_in_party(
+            ctx, staff(ctx, Role.LINK_OPERATOR, link_center_id=center), visit_id, META, id_checked=True
+        )
     assert early.value.code == "live.too_early"
 
 

@@ -256,8 +256,11 @@ def test_rest_check_in_warn_pause_terminate_and_the_wall(
         "Authorization": f"Bearer {token_for(ctx, staff(ctx, Role.LINK_OPERATOR, link_center_id=center))}"
     }
     officer = {"Authorization": f"Bearer {token_for(ctx, scene.officer)}"}
-    assert client.post(f"/api/v1/visits/{soon}/check-in", headers=officer).status_code == 404
-    checked = client.post(f"/api/v1/visits/{soon}/check-in", headers=operator)
+    attested = {"id_checked": True}
+    assert client.post(f"/api/v1/visits/{soon}/check-in", headers=officer, json=attested).status_code == 404
+    unchecked = client.post(f"/api/v1/visits/{soon}/check-in", headers=operator, json={"id_checked": False})
+    assert unchecked.status_code == 400 and unchecked.json()["error"]["code"] == "live.id_not_checked"
+    checked = client.post(f"/api/v1/visits/{soon}/check-in", headers=operator, json=attested)
     assert checked.json() == {"visit_id": soon, "checked_in": True}
 
     running = visit(ctx, scene, starts_at=clock.now - timedelta(minutes=20), status=VisitStatus.IN_PROGRESS)

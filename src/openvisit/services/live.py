@@ -42,7 +42,7 @@ from openvisit.domain.enums import (
     VisitMode,
     VisitStatus,
 )
-from openvisit.domain.errors import N_, Conflict, Forbidden, NotFound
+from openvisit.domain.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from openvisit.domain.principal import SYSTEM, Principal
 from openvisit.media.engine import PrivilegedVisit, Side
 from openvisit.services import audit, outbox, vetting
@@ -338,10 +338,19 @@ def record_side(ctx: AppContext, visit_id: int, side: Side, what: str) -> None:
 # --- the link center's check-in --------------------------------------------------------------------
 
 
-def check_in_party(ctx: AppContext, p: Principal, visit_id: int, meta: RequestMeta) -> Visit:
-    """A link operator of the visit's link center has checked the party's ID in person: every participant
-    is checked in (once; the first check-in stands), inside the join window. Audited."""
+def check_in_party(
+    ctx: AppContext, p: Principal, visit_id: int, meta: RequestMeta, *, id_checked: bool
+) -> Visit:
+    """A link operator of the visit's link center has checked the party's ID in person (`id_checked`, which
+    the operator must attest): every participant is checked in (once; the first check-in stands), inside
+    the join window. Audited."""
     require_active(p)
+    if not id_checked:
+        raise InvalidInput(
+            "live.id_not_checked",
+            N_("Check every adult's ID document in person first, then tick the box."),
+            field="id_checked",
+        )
     now = ctx.clock()
     with ctx.db.write() as session:
         visit = _visit_for_update(session, visit_id)

@@ -39,7 +39,7 @@ from openvisit.domain.enums import (
     VisitMode,
     VisitStatus,
 )
-from openvisit.domain.errors import N_, DomainError, Forbidden, InvalidInput, NotFound
+from openvisit.domain.errors import N_, DomainError, Forbidden, NotFound
 from openvisit.domain.principal import Grant, Principal
 from openvisit.services import live, queries, recordings
 from openvisit.services.access import require_role
@@ -577,13 +577,7 @@ def checkin_party(
     id_checked: Annotated[bool, Form()] = False,
 ) -> Response:
     try:
-        if not id_checked:
-            raise InvalidInput(
-                "live.id_not_checked",
-                N_("Check every adult's ID document in person first, then tick the box."),
-                field="id_checked",
-            )
-        visit = live.check_in_party(ctx, principal, visit_id, meta)
+        visit = live.check_in_party(ctx, principal, visit_id, meta, id_checked=id_checked)
     except DomainError as exc:
         return _checkin_page(request, ctx, principal, link_center_id, error=exc)
     return see_other("/staff/checkin", link_center_id=visit.link_center_id, done="checked_in")

@@ -29,6 +29,11 @@ def _rooms(request: Request) -> LiveRooms:
 # --- schemas ----------------------------------------------------------------------------------------
 
 
+class CheckInCreate(Input):
+    id_checked: bool
+    """The operator attests that they checked every adult's ID document in person."""
+
+
 class CheckInRead(Output):
     visit_id: int
     checked_in: bool
@@ -151,9 +156,11 @@ def _ended(ended: live.Ended) -> EndedRead:
 
 
 @router.post("/visits/{visit_id}/check-in", response_model=CheckInRead)
-def check_in(visit_id: IdPath, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep) -> CheckInRead:
+def check_in(
+    visit_id: IdPath, body: CheckInCreate, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep
+) -> CheckInRead:
     """A link operator checked the party's ID at the link center; the booth may then join."""
-    live.check_in_party(ctx, principal, visit_id, meta)
+    live.check_in_party(ctx, principal, visit_id, meta, id_checked=body.id_checked)
     return CheckInRead(visit_id=visit_id, checked_in=True)
 
 
