@@ -56,6 +56,10 @@ def test_each_side_sees_and_hears_the_other_a_monitor_gets_both_and_a_paused_sid
                 assert status.recording_path == recordings / "1.webm"
                 assert status.frames_forwarded[Side.VISITOR] > 0
                 assert status.frames_forwarded[Side.RESIDENT] > 0
+                # Each side's picture goes on as its browser encoded it: the engine decodes it (for the
+                # recording) but does not encode it again.
+                assert status.frames_as_sent[Side.VISITOR] > 0
+                assert status.frames_as_sent[Side.RESIDENT] > 0
 
                 # An officer pauses the visitor's video: the resident gets black, the monitor the picture.
                 await engine.set_video_paused(1, Side.VISITOR, True)

@@ -94,6 +94,8 @@ class RoomStatus:
     recording_path: Path | None
     frames_forwarded: dict[Side, int] = field(default_factory=dict)
     """Video frames of each side sent on to the other side (black ones while paused included)."""
+    frames_as_sent: dict[Side, int] = field(default_factory=dict)
+    """Pictures of each side forwarded as that side encoded them (not encoded again by the engine)."""
     paused: frozenset[Side] = frozenset()
     """Sides whose video the other side currently gets as black."""
 

@@ -4,9 +4,13 @@ A feed reads the decoded frames of the side's *current* connection (aiortc decod
 once, in its receiver's thread) and hands each frame to everything that wants it:
 
 - the recorder gets the decoded frame itself (a reference; it scales and encodes in its own thread);
-- everyone who watches or listens over WebRTC (the other side, monitors) gets *encoded packets* from one
-  encoder per feed, shared by all of them: `PacketTrack`s give those packets to aiortc's senders, which
-  only packetise them. So each side is decoded once and encoded once, however many monitors watch.
+- everyone who watches or listens over WebRTC (the other side, monitors) gets *encoded packets*, shared by
+  all of them: `PacketTrack`s give those packets to aiortc's senders, which only packetise them. Sound
+  comes from one encoder per feed. A picture is forwarded as its sender encoded it (`tap_vp8`), from a
+  keyframe on, while that side sends; the feed's own encoder takes over, from a keyframe, whenever it
+  cannot be: black pictures while the side is absent or stalled, a sender that does not answer a request
+  for a keyframe, a receiver that cannot be tapped. So each side is decoded once and its picture is not
+  encoded again, however many monitors watch.
 
 The feed's timeline belongs to the room, not to any connection: frames are re-stamped with the time
 since the room opened, so a side that reconnects (a new connection, new RTP timestamps) or is absent
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import av
 import numpy as np
+from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
@@ -56,6 +61,13 @@ AUDIO_STALL_SECONDS = 0.1
 BLACK_WIDTH, BLACK_HEIGHT = 320, 240
 MAX_QUEUED = 30
 """Packets a sender may fall behind before its track drops them and starts again from a keyframe."""
+KEYFRAME_ASK_SECONDS = 0.5
+"""A forwarded side is asked for a keyframe (an RTCP picture loss indication) at most this often."""
+KEYFRAME_WAIT_SECONDS = 1.5
+"""A forwarded side that leaves a request for a keyframe unanswered this long is encoded again (from the
+next decoded picture, as a keyframe) until it sends one."""
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+"""aiortc's receiver hands each complete encoded frame to its decoder thread through this queue."""
 
 if TYPE_CHECKING:
     AnyPacket: TypeAlias = Packet[Any]
@@ -78,6 +90,56 @@ def silence_frame() -> AudioFrame:
         plane.update(bytes(plane.buffer_size))
     frame.sample_rate = SAMPLE_RATE
     return frame
+
+
+def is_vp8_keyframe(data: bytes) -> bool:
+    """Whether a VP8 frame is a key frame: the lowest bit of its frame tag is 0 (RFC 6386, 9.1)."""
+    return bool(data) and not data[0] & 1
+
+
+class _EncodedTee:
+    """Stands in for a receiver's decoder queue: every item still goes to the decoder thread, and each
+    complete VP8 frame also to `on_frame`, on the event loop, as the receiver assembles it."""
+
+    def __init__(self, queue: Any, on_frame: Callable[[bytes], None]) -> None:
+        self._queue = queue
+        self._on_frame = on_frame
+
+    def put(self, item: Any, *args: Any, **kwargs: Any) -> None:
+        if item is not None:
+            codec, encoded = item
+            if codec.mimeType.lower() == "video/vp8":
+                try:
+                    self._on_frame(encoded.data)
+                except Exception:
+                    log.exception("an encoded frame could not be forwarded")
+        self._queue.put(item, *args, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        """The decoder thread reads through the stand-in when it starts after the tap."""
+        return self._queue.get(*args, **kwargs)
+
+
+def tap_vp8(receiver: RTCRtpReceiver, on_frame: Callable[[bytes], None]) -> Callable[[], None] | None:
+    """Give `on_frame` every complete VP8 frame that `receiver` receives, as the sender encoded it (it is
+    decoded as before), and return what asks the sender for a keyframe. None when this aiortc's receiver
+    does not have the parts this relies on (private ones): the feed then encodes what it decodes."""
+    queue = getattr(receiver, _DECODER_QUEUE, None)
+    send_pli = getattr(receiver, "_send_rtcp_pli", None)
+    if queue is None or not hasattr(queue, "put") or send_pli is None:
+        return None
+    setattr(receiver, _DECODER_QUEUE, _EncodedTee(queue, on_frame))
+    pending: set[asyncio.Task[None]] = set()
+
+    def ask_keyframe() -> None:
+        sources = receiver.getSynchronizationSources()
+        if not sources:
+            return
+        task = asyncio.ensure_future(send_pli(sources[-1].source))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return ask_keyframe
 
 
 class Timeline:
@@ -238,7 +300,8 @@ class VideoEncoder:
 
 
 class VideoFeed:
-    """One side's picture: the current connection's decoded frames, black when there are none."""
+    """One side's picture: the current connection's frames (forwarded as sent, or encoded again from the
+    decoded ones), black when there are none."""
 
     kind = "video"
 
@@ -272,6 +335,14 @@ class VideoFeed:
         self._last_pts = -1
         self._last_black_pts = -1
         self._tasks: list[asyncio.Task[None]] = []
+        self._ask_source: Callable[[], None] | None = None
+        self._forwarding = False
+        self._asked_at: float | None = None
+        self._wanted_since: float | None = None
+        self.forwarded = 0
+        """Pictures of this side sent on as their sender encoded them."""
+        self.encoded = 0
+        """Pictures of this side encoded by the feed (black ones included)."""
 
     def start(self) -> None:
         self._tasks = [
@@ -288,15 +359,61 @@ class VideoFeed:
                 await task
         self._tasks = []
 
-    def attach(self, track: MediaStreamTrack) -> None:
-        """Read from this connection's track from now on."""
+    def attach(self, track: MediaStreamTrack, *, ask_keyframe: Callable[[], None] | None = None) -> None:
+        """Read from this connection's track from now on. With `ask_keyframe` (see `tap_vp8`), its
+        encoded frames come to `forward` and are sent on as they are, from its next keyframe."""
         self._source, self._source_seen = track, False
+        self._ask_source = ask_keyframe
+        self._stop_forwarding()
         self._wake()
 
     def detach(self, track: MediaStreamTrack | None = None) -> None:
         if track is None or self._source is track:
             self._source = None
+            self._ask_source = None
+            self._stop_forwarding()
             self._wake()
+
+    def forward(self, track: MediaStreamTrack, data: bytes) -> None:
+        """A complete VP8 frame of `track`, as its sender encoded it."""
+        if track is not self._source or self._ask_source is None:
+            return
+        keyframe = is_vp8_keyframe(data)
+        now = asyncio.get_running_loop().time()
+        if keyframe:
+            self._wanted_since = None
+        elif self._wanted_since is not None and now - self._wanted_since > KEYFRAME_WAIT_SECONDS:
+            # Asked for a keyframe that does not come: the feed's encoder gives one, and goes on
+            # encoding until the sender sends a keyframe of its own.
+            self._wanted_since = None
+            self._stop_forwarding()
+        if not self._forwarding:
+            if not keyframe:
+                return
+            self._forwarding = True
+        packet = Packet(data)
+        packet.is_keyframe = keyframe
+        self._last_pts = self._stamp(packet, self._last_pts)
+        self.forwarded += 1
+        if self.real.followers:
+            self.real.publish([packet])
+
+    def _stop_forwarding(self) -> None:
+        """The feed's encoder carries the picture again, starting with a keyframe."""
+        if self._forwarding:
+            self._forwarding = False
+            self._keyframe = True
+
+    def _ask_for_keyframe(self) -> None:
+        """Ask the forwarded side for a keyframe, at most every KEYFRAME_ASK_SECONDS."""
+        ask = self._ask_source
+        if ask is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._asked_at is not None and now - self._asked_at < KEYFRAME_ASK_SECONDS:
+            return
+        self._asked_at = now
+        ask()
 
     def _wake(self) -> None:
         """Stop waiting for the old source now (an expiring wait ends by itself)."""
@@ -305,19 +422,28 @@ class VideoFeed:
             self._waiting.reschedule(asyncio.get_running_loop().time())
 
     def _want_keyframe(self) -> None:
-        self._keyframe = True
+        if self._forwarding:
+            if self._wanted_since is None:
+                self._wanted_since = asyncio.get_running_loop().time()
+            self._ask_for_keyframe()
+        else:
+            self._keyframe = True
 
     def _want_black_keyframe(self) -> None:
         self._black_keyframe = True
         self._black_wanted.set()
 
-    def _stamp(self, frame: VideoFrame, last: int) -> int:
+    def _stamp(self, item: VideoFrame | AnyPacket, last: int) -> int:
         pts = max(int(self._timeline.seconds() * VIDEO_CLOCK), last + 1)
-        frame.pts, frame.time_base = pts, VIDEO_TIME_BASE
+        item.pts, item.time_base = pts, VIDEO_TIME_BASE
         return pts
 
     def _offer(self, frame: VideoFrame) -> None:
         """The frame the shared encoder takes next (a newer one replaces it if the encoder is busy)."""
+        self._stop_forwarding()
+        self._offer_decoded(frame)
+
+    def _offer_decoded(self, frame: VideoFrame) -> None:
         self._last_pts = self._stamp(frame, self._last_pts)
         self._pending = frame
         self._pending_ready.set()
@@ -353,7 +479,10 @@ class VideoFeed:
             if not self._source_seen:
                 self._source_seen = True
                 self._on_first(self.side, source)
-            self._offer(frame)
+            if not self._forwarding:
+                # Encoded here until the side's next keyframe can be forwarded; ask for one.
+                self._offer_decoded(frame)
+                self._ask_for_keyframe()
             if self._sink is not None:
                 self._sink(self.side, frame)
             await asyncio.sleep(0)  # a burst of queued frames must not hold the loop
@@ -364,7 +493,7 @@ class VideoFeed:
             await self._pending_ready.wait()
             self._pending_ready.clear()
             frame, self._pending = self._pending, None
-            if frame is None or not self.real.followers:
+            if frame is None or not self.real.followers or self._forwarding:
                 continue
             keyframe, self._keyframe = self._keyframe, False
             try:
@@ -373,6 +502,9 @@ class VideoFeed:
                 log.exception("video of %s could not be encoded", self.side)
                 self._keyframe = True
                 continue
+            if self._forwarding:
+                continue  # the side's own keyframe went out meanwhile: this picture would follow it
+            self.encoded += 1
             self.real.publish(packets)
 
     async def _black(self) -> None:

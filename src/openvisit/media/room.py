@@ -45,7 +45,7 @@ from openvisit.media.engine import (
     Side,
     VisitMedia,
 )
-from openvisit.media.feeds import AudioFeed, PacketTrack, Timeline, VideoFeed
+from openvisit.media.feeds import AudioFeed, PacketTrack, Timeline, VideoFeed, tap_vp8
 from openvisit.media.recorder import Recorder, RecorderOptions
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ class MediaTuning:
     """How the engine encodes; the defaults suit 640×480 at 15 fps on a small server."""
 
     video_bitrate: int = 600_000
-    """Each side's picture as the other side and monitors receive it."""
+    """Each side's picture as the other side and monitors receive it: what a side is asked to send
+    (`b=AS` in the answer; its picture is forwarded as sent) and what the feed's encoder aims at when it
+    encodes."""
     video_cpu_used: int = 16
     """libvpx speed (0-16 for VP8 in real time). On camera-like pictures 16 costs a third of 6-12 for
     the same quality (41.3 against 41.5 dB PSNR at 640×480, 600 kbit/s); on pictures full of fine noise
@@ -76,6 +78,23 @@ def ice_configuration(urls: list[str] | tuple[str, ...]) -> RTCConfiguration:
     return RTCConfiguration(
         iceServers=[RTCIceServer(urls=url) for url in urls], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
     )
+
+
+def cap_video_bitrate(sdp: str, bitrate: int) -> str:
+    """The answer with `b=AS` on its video section: a side's picture is forwarded as it was sent, so the
+    sender is asked to keep to what the other side and monitors are meant to receive."""
+    lines = sdp.split("\r\n")
+    out: list[str] = []
+    video = False
+    for line in lines:
+        if line.startswith("m="):
+            video = line.startswith("m=video")
+        elif video and line.startswith("b="):
+            continue
+        out.append(line)
+        if video and line.startswith("c="):
+            out.append(f"b=AS:{bitrate // 1000}")
+    return "\r\n".join(out)
 
 
 def _media_kinds(sdp: str) -> list[str]:
@@ -228,7 +247,12 @@ class Room:
                 return
             peer.incoming.append(track)
             if track.kind == "video":
-                self._video[side].attach(track)
+                feed = self._video[side]
+                receiver = next((t.receiver for t in pc.getTransceivers() if t.receiver.track is track), None)
+                ask = None
+                if receiver is not None:
+                    ask = tap_vp8(receiver, lambda data: feed.forward(track, data))
+                feed.attach(track, ask_keyframe=ask)
             elif track.kind == "audio":
                 self._audio[side].attach(track)
 
@@ -250,7 +274,8 @@ class Room:
             raise MediaError() from exc
         if self._peers.get(side) is not peer:
             raise MediaError()  # replaced (or the room closed) while this offer was answered
-        return SessionDescription(sdp=pc.localDescription.sdp, type=pc.localDescription.type)
+        answer = cap_video_bitrate(pc.localDescription.sdp, self._tuning.video_bitrate)
+        return SessionDescription(sdp=answer, type=pc.localDescription.type)
 
     async def drop(self, side: Side) -> None:
         peer = self._peers.pop(side, None)
@@ -373,6 +398,7 @@ class Room:
             recording=self.recorder is not None and self.recorder.failure is None,
             recording_path=self.recorder.path if self.recorder is not None else None,
             frames_forwarded=forwarded,
+            frames_as_sent={side: feed.forwarded for side, feed in self._video.items()},
             paused=frozenset(self._paused),
         )
 

@@ -152,12 +152,21 @@ class EncodedPatternTrack(MediaStreamTrack):
             self._payloads += [bytes(p) for p in codec.encode(frame)]
         self._pace = _Paced(1 / fps)
         self._fps = fps
+        self._restart_at: int | None = None
+        self._origin = 0
+
+    def request_keyframe(self) -> None:
+        """A picture loss indication: as a browser's encoder would, send a keyframe next (the loop
+        starts again from its first frame)."""
+        self._restart_at = self._pace.count + 1
 
     async def recv(self) -> Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         n = await self._pace.next()
-        packet: Packet[Any] = Packet(self._payloads[n % len(self._payloads)])
+        if self._restart_at is not None and n >= self._restart_at:
+            self._origin, self._restart_at = n, None
+        packet: Packet[Any] = Packet(self._payloads[(n - self._origin) % len(self._payloads)])
         packet.pts, packet.time_base = n * 90_000 // self._fps, VIDEO_TIME_BASE
         return packet
 
@@ -309,7 +318,10 @@ class Participant:
         )
         audio: MediaStreamTrack = EncodedToneTrack(tone_hz) if encoded else ToneTrack(tone_hz)
         self.pc.addTrack(audio)
-        self.pc.addTrack(video)
+        sender = self.pc.addTrack(video)
+        if isinstance(video, EncodedPatternTrack):
+            # aiortc's sender would ask its own encoder; the loop is encoded already.
+            sender._send_keyframe = video.request_keyframe  # type: ignore[method-assign]
         self.offered_at: float | None = None
 
         @self.pc.on("track")
