@@ -8,20 +8,26 @@ Visits are added one at a time. After each, all run together for a while and two
 
 - the engine's CPU: the worker processes' user and system time from /proc, as a percentage of one core,
   divided by the number of visits (the participants' processes are measured apart, for comparison);
-- the frame rate each side receives (decoded by its participant). A window in which some side falls under
-  14 fps is measured once more before the run stops there.
+- the frame rate each side receives: the pictures that arrive complete at its participant (counted as
+  they arrive, not decoded: a browser decodes on its own machine, and here the participants share this
+  one with the engine). A window in which some side falls under 14 fps is measured once more before the
+  run stops there.
 
 "visits at ≥14 fps" is the most visits for which every side still received at least 14 frames a second;
 "CPU per visit" is the engine's CPU at that load, divided by it. "join → first frame" is the median time
 from pressing Join in headless Chromium (a fresh visitor page, the station already in the call) to the
 first remote frame shown, through a whole server (benchmarks.media_browser; 10 joins, 3 in the quick
-run); beside it, the same from a Python participant's offer to its first decoded picture. "recording"
-checks one visit's file: both colours side by side and each tone on its own channel.
+run); beside it, the same from a Python participant's offer to the first picture that reaches it
+complete. "recording" checks one visit's file: both colours side by side and each tone on its own
+channel.
 
-The participants share the machine with the engine (they decode what they receive), so on a small machine
-the number of visits is bounded by both together; CPU per visit is the engine's alone. Figures are noisy
-when other work runs on the machine: the load average at the start is given. `python -m benchmarks.media
---quick` runs a short version and prints one JSON line at the end.
+The participants share the machine with the engine (sending, receiving and encrypting take them a few per
+cent of a core each), so on a small machine the number of visits is bounded by both together; CPU per
+visit is the engine's alone. The engine decodes each side once (for the recording) and forwards each
+picture as its side encoded it (openvisit.media.feeds). Rows whose setup does not say "forwarded" come
+from an engine that encoded each side again; rows that do not say "counted" from participants that decoded
+what they received. Figures are noisy when other work runs on the machine: the load average at the start
+is given. `python -m benchmarks.media --quick` runs a short version and prints one JSON line at the end.
 """
 
 from __future__ import annotations
@@ -86,7 +92,9 @@ async def _client(conn: Connection) -> None:
         reply: Any = None
         if command == "join":
             key, rgb, hz = args
-            peer = Participant(rgb, hz, width=WIDTH, height=HEIGHT, fps=FPS, moving=True, encoded=True)
+            peer = Participant(
+                rgb, hz, width=WIDTH, height=HEIGHT, fps=FPS, moving=True, encoded=True, decode=False
+            )
             peers[key] = peer
             offer = await peer.offer()
             reply = offer.sdp
@@ -284,7 +292,10 @@ def run(config: BenchConfig) -> list[Figure]:
     capped = "+" if figures["capped"] else ""
     return [
         Figure(
-            key={"setup": f"{figures['workers']} worker processes, {figures['video']}, recorded"},
+            key={
+                "setup": f"{figures['workers']} worker processes, {figures['video']}, recorded, "
+                "forwarded as sent, pictures counted on arrival"
+            },
             values={
                 "join → first frame p50": f"{figures['join_to_first_frame_ms_p50']} ms (Chromium, "
                 f"{figures['joins']} joins; aiortc client "

@@ -4,6 +4,7 @@ over whenever it cannot be (another source, a keyframe that does not come)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,19 @@ from openvisit.media import feeds
 from openvisit.media.engine import Side
 from openvisit.media.feeds import PacketTrack, Timeline, VideoFeed, is_vp8_keyframe
 from openvisit.media.room import cap_video_bitrate
+from openvisit.media.synthetic import BLUE, RED, Participant
+from tests.media.conftest import (
+    RESIDENT_TONE,
+    VISITOR_TONE,
+    WAIT,
+    close_all,
+    join,
+    media_settings,
+    run,
+    running,
+    sees,
+    social,
+)
 
 KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A])  # frame tag bit 0 clear: a key frame
 DELTA = bytes([0x31, 0x01, 0x00])
@@ -138,3 +152,29 @@ def test_the_answer_asks_each_side_to_send_no_more_than_the_engine_forwards() ->
     video = capped.index("m=video 9 UDP/TLS/RTP/SAVPF 96")
     assert capped[video + 1 : video + 4] == ["c=IN IP4 0.0.0.0", "b=AS:600", "a=mid:1"]
     assert [line for line in capped if line.startswith("b=")] == ["b=AS:600"]  # not on audio
+
+
+def test_a_participant_that_does_not_decode_counts_the_pictures_that_reach_it(
+    tmp_path: Path, recordings: Path
+) -> None:
+    async def scenario() -> None:
+        async with running(media_settings(tmp_path, workers=0)) as (engine, _events):
+            await engine.open_visit(social(1, recordings / "1.webm"))
+            counting = Participant(RED, VISITOR_TONE, encoded=True, moving=True, decode=False)
+            decoding = Participant(BLUE, RESIDENT_TONE, encoded=True, moving=True)
+            try:
+                await join(engine, 1, Side.VISITOR, counting)
+                await join(engine, 1, Side.RESIDENT, decoding)
+                await decoding.video.wait_until(sees(RED), WAIT)
+                await counting.video.wait_until(lambda r: r.frames >= 30, WAIT)
+                assert counting.video.last is None  # counted as they arrived, none decoded
+                assert counting.video.fps() > 0
+                status = await engine.status(1)
+                assert status is not None
+                # The encoded loop's keyframe answers the engine's request: both pictures go on as sent.
+                assert status.frames_as_sent[Side.VISITOR] > 0
+                assert status.frames_as_sent[Side.RESIDENT] > 0
+            finally:
+                await close_all(counting, decoding)
+
+    run(scenario())

@@ -98,12 +98,13 @@ def is_vp8_keyframe(data: bytes) -> bool:
 
 
 class _EncodedTee:
-    """Stands in for a receiver's decoder queue: every item still goes to the decoder thread, and each
-    complete VP8 frame also to `on_frame`, on the event loop, as the receiver assembles it."""
+    """Stands in for a receiver's decoder queue: each complete VP8 frame goes to `on_frame`, on the event
+    loop, as the receiver assembles it, and (with `decode`) on to the decoder thread as before."""
 
-    def __init__(self, queue: Any, on_frame: Callable[[bytes], None]) -> None:
+    def __init__(self, queue: Any, on_frame: Callable[[bytes], None], decode: bool) -> None:
         self._queue = queue
         self._on_frame = on_frame
+        self._decode = decode
 
     def put(self, item: Any, *args: Any, **kwargs: Any) -> None:
         if item is not None:
@@ -113,22 +114,27 @@ class _EncodedTee:
                     self._on_frame(encoded.data)
                 except Exception:
                     log.exception("an encoded frame could not be forwarded")
-        self._queue.put(item, *args, **kwargs)
+            if not self._decode:
+                return
+        self._queue.put(item, *args, **kwargs)  # None ends the decoder thread
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
         """The decoder thread reads through the stand-in when it starts after the tap."""
         return self._queue.get(*args, **kwargs)
 
 
-def tap_vp8(receiver: RTCRtpReceiver, on_frame: Callable[[bytes], None]) -> Callable[[], None] | None:
-    """Give `on_frame` every complete VP8 frame that `receiver` receives, as the sender encoded it (it is
-    decoded as before), and return what asks the sender for a keyframe. None when this aiortc's receiver
-    does not have the parts this relies on (private ones): the feed then encodes what it decodes."""
+def tap_vp8(
+    receiver: RTCRtpReceiver, on_frame: Callable[[bytes], None], *, decode: bool = True
+) -> Callable[[], None] | None:
+    """Give `on_frame` every complete VP8 frame that `receiver` receives, as the sender encoded it (with
+    `decode` it is decoded as before, else not at all), and return what asks the sender for a keyframe.
+    None when this aiortc's receiver does not have the parts this relies on (private ones): the feed then
+    encodes what it decodes."""
     queue = getattr(receiver, _DECODER_QUEUE, None)
     send_pli = getattr(receiver, "_send_rtcp_pli", None)
     if queue is None or not hasattr(queue, "put") or send_pli is None:
         return None
-    setattr(receiver, _DECODER_QUEUE, _EncodedTee(queue, on_frame))
+    setattr(receiver, _DECODER_QUEUE, _EncodedTee(queue, on_frame, decode))
     pending: set[asyncio.Task[None]] = set()
 
     def ask_keyframe() -> None:

@@ -4,7 +4,9 @@ costs an encoder what a camera does) and a sine tone; it measures what it receiv
 the time to the first frame, the colour of the latest picture and the loudest frequency of the sound.
 
 `encoded=True` sends a short loop of packets encoded once at the start (keyframe first), so that many
-participants can run on one machine without each spending a core on encoding.
+participants can run on one machine without each spending a core on encoding; `decode=False` counts the
+pictures it receives as they arrive complete, without decoding them (a browser would, on its own
+machine), so that they take little of a machine that measures a server.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame
 
 from openvisit.media.engine import MONITOR_ORDER, SessionDescription, Side
+from openvisit.media.feeds import tap_vp8
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90_000)
 SAMPLE_RATE = 48_000
@@ -264,6 +267,16 @@ class Reception:
                 self._sound.append(mono.astype(np.int16))
             self._arrived.set()
 
+    def arrived_encoded(self, data: bytes) -> None:
+        """A complete encoded picture arrived (counted, not decoded)."""
+        del data
+        now = time.monotonic()
+        if self.first_at is None:
+            self.first_at = now
+        self.frames += 1
+        self._times.append(now)
+        self._arrived.set()
+
     def fps(self, seconds: float = 2.0) -> float:
         """Frames per second over the last `seconds`."""
         now = time.monotonic()
@@ -307,6 +320,7 @@ class Participant:
         fps: int = 15,
         moving: bool = False,
         encoded: bool = False,
+        decode: bool = True,
     ) -> None:
         self.pc = RTCPeerConnection(_no_ice_servers())
         self.video = Reception("video")
@@ -326,6 +340,10 @@ class Participant:
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video" and not decode:
+                receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+                if tap_vp8(receiver, self.video.arrived_encoded, decode=False) is not None:
+                    return
             (self.video if track.kind == "video" else self.audio).start(track)
 
     async def offer(self) -> SessionDescription:
