@@ -27,6 +27,7 @@ from tests.factories import (
     make_link_center,
     make_resident,
     make_schedule,
+    make_visit,
     make_visitor,
 )
 from tests.webutil import csrf_from, login, post_form
@@ -376,3 +377,42 @@ def test_station_messages_read_as_sentences(client: TestClient, ctx: AppContext)
     assert "visit_cancelled" not in station.text
     client.post("/station/messages/read", data={"csrf_token": csrf_from(station)})
     assert "Отметить всё как прочитанное" not in client.get("/station").text
+
+
+def test_a_visit_the_system_cut_short_is_booked_again_with_priority(
+    client: TestClient, ctx: AppContext
+) -> None:
+    place, resident_id, email, _visitor_id = _family(ctx)
+    failed = make_visit(
+        ctx, place, resident_id, _visitor_id, starts_at=datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
+    )
+    with ctx.db.write() as s:
+        s.execute(
+            sa.update(Visit)
+            .where(Visit.id == failed)
+            .values(
+                status=VisitStatus.FAILED,
+                reason="technical",
+                outcome="failed",
+                priority_rebooking=True,
+                counts_toward_allowance=False,
+            )
+        )
+    login(client, email)
+    tue_09 = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)  # 17 hours ahead: too soon for the public window
+    assert f'value="{tue_09.isoformat()}"' not in _book_page(client, resident_id)
+
+    listing = client.get("/visits").text
+    link = re.search(r'href="(/visits/book\?[^"]*rebook=\d+[^"]*)"', listing)
+    assert link, listing
+    assert "Book again with priority" in listing
+    page = client.get(link.group(1).replace("&amp;", "&"))
+    assert page.status_code == 200
+    assert "Priority re-booking" in page.text
+    assert f'value="{tue_09.isoformat()}"' in page.text
+
+    held = _hold(client, resident_id, tue_09, rebook=str(failed))
+    assert _confirm(client, held) == "/visits?done=booked"
+    booked = _visit(ctx, held)
+    assert (booked.status, booked.replaces_visit_id) == (VisitStatus.APPROVED, failed)
+    assert "Book again with priority" not in client.get("/visits").text

@@ -4,13 +4,15 @@ the monitoring wall and its scope, the privilege of legal visits, and the recove
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from openvisit.db.models import Facility, Notification, Restriction, Visit, VisitParticipant
 from openvisit.domain.enums import (
+    ConnectionStatus,
     NotificationChannel,
     RecordingStatus,
     RestrictionKind,
@@ -26,7 +28,7 @@ from openvisit.notify.messages import MessageFacts, render
 from openvisit.services import live, recordings, scheduling
 from openvisit.services.context import AppContext, RequestMeta
 from tests.conftest import FrozenClock
-from tests.factories import make_resident, make_visitor, principal_of
+from tests.factories import connect, make_resident, make_schedule, make_visitor, principal_of
 from tests.live.support import (
     Scene,
     at_link_center,
@@ -344,6 +346,50 @@ def test_a_technical_termination_fails_the_visit_credits_it_and_offers_a_priorit
     station = next(n for n in notes if n.channel is NotificationChannel.STATION)
     line = render("visit_failed", "en", station.payload, MessageFacts(), base_url="").short
     assert line.startswith("Visit cut short") and "Technical problem" in line
+
+
+def test_the_priority_rebooking_offers_sooner_times_to_the_party_once_while_it_stands(
+    ctx: AppContext, scene: Scene, clock: FrozenClock
+) -> None:
+    make_schedule(ctx, scene.place)  # 09:00-17:00 in Krasnoyarsk; it is 16:00 there now
+    failed = _running(ctx, scene, clock)
+    live.terminate(ctx, scene.officer, failed, "technical", "", META)
+    tomorrow = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)  # 09:00 there, 17 hours ahead: inside 24 hours
+    ordinary = scheduling.BookingRequest(resident_id=scene.resident_id, starts_at=tomorrow)
+    with pytest.raises(InvalidInput) as too_soon:
+        scheduling.book_visit(ctx, scene.visitor, ordinary, META)
+    assert too_soon.value.code == "visit.too_soon"
+    public = scheduling.availability(ctx, scene.visitor, scene.resident_id)
+    assert tomorrow not in {t.starts_at for t in public.times}
+    offered = scheduling.availability(ctx, scene.visitor, scene.resident_id, rebooks_visit_id=failed)
+    assert min(t.starts_at for t in offered.times) == tomorrow
+
+    # Only the visit's own party may use it; only a visit the system cut short has one.
+    stranger_email, stranger_id = make_visitor(ctx)
+    connect(ctx, scene.resident_id, stranger_id, ConnectionStatus.APPROVED)
+    stranger = principal_of(ctx, stranger_email)
+    priority = dataclasses.replace(ordinary, rebooks_visit_id=failed)
+    with pytest.raises(NotFound):
+        scheduling.book_visit(ctx, stranger, priority, META)
+    completed = visit(ctx, scene, starts_at=clock.now - timedelta(days=1), status=VisitStatus.COMPLETED)
+    with pytest.raises(Conflict) as not_cut_short:
+        scheduling.book_visit(
+            ctx, scene.visitor, dataclasses.replace(ordinary, rebooks_visit_id=completed), META
+        )
+    assert not_cut_short.value.code == "visit.no_priority_rebooking"
+
+    booked = scheduling.book_visit(ctx, scene.visitor, priority, META)
+    assert booked.visit.replaces_visit_id == failed
+    assert booked.visit.status is VisitStatus.APPROVED
+    later = tomorrow + timedelta(minutes=35)
+    with pytest.raises(Conflict) as used:
+        scheduling.book_visit(ctx, scene.visitor, dataclasses.replace(priority, starts_at=later), META)
+    assert used.value.code == "visit.priority_rebooking_used"
+
+    # Cancelled, the re-booking gives its priority back.
+    scheduling.cancel_visit(ctx, scene.visitor, booked.visit.id, META)
+    again = scheduling.book_visit(ctx, scene.visitor, dataclasses.replace(priority, starts_at=later), META)
+    assert again.visit.replaces_visit_id == failed
 
 
 def test_the_scheduled_end_completes_unless_the_station_was_lost_and_never_came_back(

@@ -395,7 +395,7 @@ class Ended:
 
 
 def _rebook_path(visit: Visit) -> str:
-    path = f"/visits/book?resident_id={visit.resident_id}"
+    path = f"/visits/book?resident_id={visit.resident_id}&rebook={visit.id}"
     if visit.mode is VisitMode.LINK_CENTER and visit.link_center_id is not None:
         path += f"&mode=link_center&link_center_id={visit.link_center_id}"
     return path

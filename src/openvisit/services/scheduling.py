@@ -889,9 +889,11 @@ def availability(
     first_day: date | None = None,
     days: int | None = None,
     moving_visit_id: int | None = None,
+    rebooks_visit_id: int | None = None,
 ) -> Availability:
     """The free times for a visit with `resident_id`, as `p` may book them, over the booking window.
     With `moving_visit_id`, the times that visit could move to: it neither blocks them nor uses allowance.
+    With `rebooks_visit_id` (a visit the system cut short), the times of its priority re-booking.
 
     Three statements: the resident with their facility's rules and the caller's link, the facility's
     templates and stations, and everything in the way of the window's slots (allowance included)."""
@@ -901,6 +903,11 @@ def availability(
         moving = access_visit_by_id(session, p, moving_visit_id) if moving_visit_id is not None else None
         if moving is not None and moving.resident_id != resident.id:
             raise NotFound("visit.not_found", N_("No such visit."))
+        priority = (
+            _priority_rebooking(session, p, resident.id, kind, rebooks_visit_id)
+            if rebooks_visit_id is not None
+            else None
+        )
         if resident.status is not ResidentStatus.ACTIVE:
             # Booking refuses a released (or transferred-away) person; offering times would be a lie.
             raise Conflict("visit.resident_unavailable", N_("Visits cannot be booked with this person now."))
@@ -908,7 +915,7 @@ def availability(
         rules = resident.rules
         facility_id = resident.facility_id
         by_staff = _is_booking_staff(p, facility_id)
-        earliest, last_day = rules_.booking_range(rules, kind, now, by_staff=by_staff)
+        earliest, last_day = rules_.booking_range(rules, kind, now, by_staff=by_staff or priority is not None)
         first = max(first_day or rules.local_date(earliest), rules.local_date(earliest))
         if days is not None:
             last_day = min(last_day, first + timedelta(days=max(days, 1) - 1))
@@ -980,7 +987,7 @@ def availability(
         for slot in slots:
             if slot.starts_at in seen:
                 continue
-            if kind is VisitKind.SOCIAL:
+            if kind is VisitKind.SOCIAL and priority is None:
                 period = period_of[slot.local_date]
                 if used[period] >= allowance:
                     full_days.add(slot.local_date)
@@ -1020,6 +1027,9 @@ class BookingRequest:
     dependent_ids: tuple[int, ...] = ()
     hold: bool = False
     notes: str = ""
+    rebooks_visit_id: int | None = None
+    """A visit the system cut short, booked again with priority: times from the staff's minimum notice
+    on, and no allowance check (the lost visit's allowance came back)."""
 
 
 @dataclass(frozen=True)
@@ -1209,7 +1219,16 @@ def _book_in(
     if not by_staff and req.lead_visitor_id not in (None, p.visitor_id):
         raise Forbidden()
     _check_link_center(session, req.mode, req.link_center_id)
-    rules_.check_booking_window(rules, req.kind, req.starts_at, now, by_staff=by_staff)
+    priority = (
+        _priority_rebooking(session, p, resident.id, req.kind, req.rebooks_visit_id)
+        if req.rebooks_visit_id is not None
+        else None
+    )
+    if priority is not None and replaces is None:
+        replaces = priority.id
+    rules_.check_booking_window(
+        rules, req.kind, req.starts_at, now, by_staff=by_staff or priority is not None
+    )
     day_templates, stations = _shape(session, facility_id, weekday=rules.local_date(req.starts_at).weekday())
     templates = [
         t for t in day_templates if t.allows(req.kind, req.mode, by_staff=by_staff, unit_id=resident.unit_id)
@@ -1245,7 +1264,11 @@ def _book_in(
         )
     if resident.expired_holds:
         _expire_holds(session, now, resident_id=resident.id)
-    period = rules_.allowance_period(rules, slot.starts_at) if req.kind is VisitKind.SOCIAL else None
+    period = (
+        rules_.allowance_period(rules, slot.starts_at)
+        if req.kind is VisitKind.SOCIAL and priority is None
+        else None
+    )
     world = _load_world(
         session,
         resident,
@@ -1502,6 +1525,36 @@ def _visit_state(visit: Visit) -> dict[str, object]:
         "ends_at": visit.ends_at,
         "reason": visit.reason,
     }
+
+
+def _priority_rebooking(
+    session: Session, p: Principal, resident_id: int, kind: VisitKind, visit_id: int
+) -> Visit:
+    """The visit with `resident_id` that the system cut short and that `p` may book again with priority:
+    once, as long as no booking made from it stands (a cancelled or expired one gives it back)."""
+    failed = access_visit_by_id(session, p, visit_id)
+    if failed.resident_id != resident_id or failed.kind is not kind:
+        raise NotFound("visit.not_found", N_("No such visit."))
+    if failed.status is not VisitStatus.FAILED or not failed.priority_rebooking:
+        raise Conflict(
+            "visit.no_priority_rebooking",
+            N_("Only a visit that the system cut short can be booked again with priority."),
+        )
+    taken = session.execute(
+        sa.select(Visit.id)
+        .where(
+            Visit.replaces_visit_id == failed.id,
+            Visit.status.not_in((VisitStatus.CANCELLED, VisitStatus.REJECTED)),
+        )
+        .limit(1)
+    ).first()
+    if taken is not None:
+        raise Conflict(
+            "visit.priority_rebooking_used",
+            N_("This visit has been booked again already."),
+            params={"visit_id": taken.id},
+        )
+    return failed
 
 
 def book_visit(ctx: AppContext, p: Principal, req: BookingRequest, meta: RequestMeta) -> BookedVisit:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, Field
 
+from openvisit.db.models import Visit
 from openvisit.domain import scheduling as rules
 from openvisit.domain.enums import (
     ACTIVE_VISIT_STATUSES,
@@ -164,6 +165,13 @@ def _pages(base: dict[str, Any], path: str, result: Availability, requested: dat
 # --- my visits ----------------------------------------------------------------------------------
 
 
+def _rebook_query(visit: Visit) -> dict[str, Any]:
+    query: dict[str, Any] = {"resident_id": visit.resident_id, "kind": visit.kind.value, "rebook": visit.id}
+    if visit.mode is VisitMode.LINK_CENTER and visit.link_center_id is not None:
+        query.update(mode=visit.mode.value, link_center_id=visit.link_center_id)
+    return query
+
+
 def _visits_page(
     request: Request,
     ctx: CtxDep,
@@ -179,6 +187,17 @@ def _visits_page(
     ahead = {r.visit.id for r in rows if r.visit.ends_at > now and r.visit.status in ACTIVE_VISIT_STATUSES}
     upcoming = sorted((r for r in rows if r.visit.id in ahead), key=lambda r: r.visit.starts_at)
     past = [r for r in rows if r.visit.id not in ahead]
+    # A visit the system cut short offers its priority re-booking until a booking made from it stands.
+    rebooked = {
+        r.visit.replaces_visit_id
+        for r in rows
+        if r.visit.status not in (VisitStatus.CANCELLED, VisitStatus.REJECTED)
+    }
+    rebookable = {
+        r.visit.id: f"/visits/book?{urlencode(_rebook_query(r.visit))}"
+        for r in past
+        if r.visit.status is VisitStatus.FAILED and r.visit.priority_rebooking and r.visit.id not in rebooked
+    }
     return render(
         request,
         "visits_list.html",
@@ -191,6 +210,7 @@ def _visits_page(
             "done_message": DONE_MESSAGES.get(done or ""),
             "error": _form_error(request, error) if error else None,
             "reason": lambda code: translate(language_of(request), reason_label(code)),
+            "rebookable": rebookable,
         },
         status=error_status(error) if error else 200,
     )
@@ -229,6 +249,7 @@ class BookingChoice:
     mode: VisitMode
     link_center_id: int | None
     first_day: date | None
+    rebooks_visit_id: int | None = None
 
 
 def _book_page(
@@ -270,6 +291,7 @@ def _book_page(
         "dependents": [],
         "chosen_dependents": chosen_dependents,
         "availability": None,
+        "rebook": choice.rebooks_visit_id,
     }
     status = 200
     if resident_id is not None:
@@ -283,6 +305,7 @@ def _book_page(
                 link_center_id=link_center_id,
                 first_day=choice.first_day,
                 days=DAYS_PER_PAGE + 1,
+                rebooks_visit_id=choice.rebooks_visit_id,
             )
         except DomainError as exc:
             # The service's own refusal (not approved, no link center chosen) is the page's message.
@@ -292,6 +315,8 @@ def _book_page(
             base: dict[str, Any] = {"resident_id": resident_id, "mode": choice.mode.value, "kind": kind.value}
             if link_center_id is not None:
                 base["link_center_id"] = link_center_id
+            if choice.rebooks_visit_id is not None:
+                base["rebook"] = choice.rebooks_visit_id
             context.update(
                 availability=result,
                 days=days,
@@ -317,9 +342,11 @@ def book_page(
     mode: VisitMode = VisitMode.HOME,
     link_center_id: IdQuery = None,
     first_day: Annotated[date | None, Query(alias="from")] = None,
+    rebook: IdQuery = None,
 ) -> Response:
+    """Free times to book; with `rebook`, a visit the system cut short is booked again with priority."""
     return _book_page(
-        request, ctx, principal, BookingChoice(resident_id, kind, mode, link_center_id, first_day)
+        request, ctx, principal, BookingChoice(resident_id, kind, mode, link_center_id, first_day, rebook)
     )
 
 
@@ -336,6 +363,7 @@ def hold(
     link_center_id: Annotated[FormId | None, Form()] = None,
     dependent_ids: Annotated[list[FormId] | None, Form(max_length=10)] = None,
     first_day: Annotated[date | None, Form(alias="from")] = None,
+    rebook: Annotated[FormId | None, Form()] = None,
 ) -> Response:
     _require_visitor(principal)
     children = tuple(dict.fromkeys(dependent_ids or ()))
@@ -347,11 +375,12 @@ def hold(
         link_center_id=link_center_id if mode is VisitMode.LINK_CENTER else None,
         dependent_ids=children,
         hold=True,
+        rebooks_visit_id=rebook,
     )
     try:
         booked = scheduling.book_visit(ctx, principal, request_, meta)
     except DomainError as exc:
-        choice = BookingChoice(resident_id, kind, mode, link_center_id, first_day)
+        choice = BookingChoice(resident_id, kind, mode, link_center_id, first_day, rebook)
         return _book_page(request, ctx, principal, choice, error=exc, chosen_dependents=frozenset(children))
     return see_other(f"/visits/{booked.visit.id}/confirm")
 

@@ -209,6 +209,12 @@ class BookingCreate(Input):
     dependent_ids: list[int] = Field(default_factory=list, max_length=10)
     hold: bool = False
     notes: str = Field(default="", max_length=2000)
+    rebooks_visit_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="A visit the system cut short: this booking is its priority re-booking.",
+    )
 
 
 class VisitBooked(VisitRead):

@@ -68,8 +68,10 @@ def get_availability(
     link_center_id: IdQuery = None,
     first_day: Annotated[date | None, Query(alias="from")] = None,
     days: Annotated[int | None, Query(ge=1, le=28)] = None,
+    rebooks_visit_id: IdQuery = None,
 ) -> AvailabilityRead:
-    """Free times per facility-local day, each shown in the facility's time and the caller's own."""
+    """Free times per facility-local day, each shown in the facility's time and the caller's own. With
+    `rebooks_visit_id` (a visit the system cut short), the times of its priority re-booking."""
     result = scheduling.availability(
         ctx,
         principal,
@@ -79,6 +81,7 @@ def get_availability(
         link_center_id=link_center_id,
         first_day=first_day,
         days=days,
+        rebooks_visit_id=rebooks_visit_id,
     )
     language = principal.language
     full = set(result.allowance_full_days)
@@ -124,6 +127,7 @@ def create_visit(body: BookingCreate, ctx: CtxDep, principal: CurrentPrincipal, 
         dependent_ids=tuple(body.dependent_ids),
         hold=body.hold,
         notes=body.notes,
+        rebooks_visit_id=body.rebooks_visit_id,
     )
     booked = _booked(scheduling.book_visit(ctx, principal, request, meta))
     # Serialised here, once: the model was just built and checked, FastAPI need not validate it again.
