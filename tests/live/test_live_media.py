@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time as wall_clock
+import urllib.request
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,13 +24,22 @@ from websockets.exceptions import ConnectionClosed
 
 from openvisit.db.database import Database
 from openvisit.db.models import Recording
-from openvisit.domain.enums import RecordingStatus, VisitKind, VisitStatus
+from openvisit.domain.enums import RecordingStatus, Role, VisitKind, VisitStatus
 from openvisit.media.engine import SessionDescription
 from openvisit.media.synthetic import BLUE, GREEN, RED, RGB, Monitor, Participant, near
 from openvisit.services.context import AppContext, utc_now
 from openvisit.settings import Settings
 from openvisit.web.app import create_app
-from tests.live.support import Scene, audit_actions, build, event_kinds, load, token_for, visit
+from tests.live.support import (
+    Scene,
+    audit_actions,
+    build,
+    event_kinds,
+    load,
+    staff,
+    token_for,
+    visit,
+)
 
 T = TypeVar("T")
 TEST_SECONDS = 120.0
@@ -392,6 +402,52 @@ def test_termination_ends_both_sides_at_once_and_stores_why(live_ctx: AppContext
     (recording,) = recording_rows(live_ctx, c.visit_id)
     assert recording.status is RecordingStatus.FINALISED
     assert recording.sha256 and recording.bytes and Path(recording.path).is_file()
+
+
+def test_staff_cancelling_a_visit_in_progress_ends_it_for_both_sides_at_once(
+    live_ctx: AppContext, server: str
+) -> None:
+    c = call(live_ctx)
+    scheduler = staff(live_ctx, Role.SCHEDULER, facility_id=c.scene.place.facility_id)
+
+    async def scenario() -> None:
+        visitor = await open_side(server, c.visitor_path)
+        resident = await open_side(server, c.resident_path)
+        try:
+            await visitor.join(RED, 440.0)
+            await resident.join(BLUE, 880.0)
+            await sees(visitor, BLUE)
+            await sees(resident, RED)
+            cancel = urllib.request.Request(  # noqa: S310 - the test server, over http
+                f"{server.replace('ws://', 'http://')}/api/v1/visits/{c.visit_id}/cancel",
+                data=json.dumps({"reason": "security", "note": "search of the unit"}).encode(),
+                headers={
+                    "Authorization": f"Bearer {token_for(live_ctx, scheduler)}",
+                    "Content-Type": "application/json",
+                },
+                method="POST",
+            )
+            with await asyncio.to_thread(urllib.request.urlopen, cancel) as answer:
+                assert answer.status == 200
+            for side in (visitor, resident):
+                ended = await side.wait_for("ended")
+                assert (ended["outcome"], ended["reason"]) == ("terminated", "security")
+                assert await side.wait_closed() == 1000
+            await media_stops(visitor)
+            await media_stops(resident)
+        finally:
+            for side in (visitor, resident):
+                await side.close()
+
+    run(scenario())
+    row = load(live_ctx, c.visit_id)
+    assert (row.status, row.reason, row.reason_note) == (
+        VisitStatus.CANCELLED,
+        "security",
+        "search of the unit",
+    )
+    (recording,) = recording_rows(live_ctx, c.visit_id)
+    assert recording.status is RecordingStatus.FINALISED
 
 
 def test_a_short_visit_ends_hard_at_its_end_and_its_recording_is_finalised(

@@ -34,6 +34,7 @@ from openvisit.db.models import (
 )
 from openvisit.domain import live as rules
 from openvisit.domain.enums import (
+    ACTIVE_VISIT_STATUSES,
     ActorKind,
     ParticipantRole,
     RecordingStatus,
@@ -504,6 +505,17 @@ def outcome_of(ctx: AppContext, visit_id: int) -> tuple[rules.Outcome, str]:
     if status is VisitStatus.FAILED:
         return rules.Outcome.FAILED, reason or rules.FailureReason.TECHNICAL.value
     return rules.Outcome.TERMINATED, reason or "other"
+
+
+def not_live(ctx: AppContext, visit_ids: list[int]) -> list[int]:
+    """Those of `visit_ids` that have ended, or were cancelled, meanwhile (no longer active)."""
+    with ctx.db.read() as session:
+        rows = session.execute(
+            sa.select(Visit.id).where(
+                Visit.id.in_(visit_ids), Visit.status.not_in(tuple(ACTIVE_VISIT_STATUSES))
+            )
+        )
+        return [visit_id for (visit_id,) in rows]
 
 
 def check_may_terminate(ctx: AppContext, p: Principal, visit_id: int) -> None:

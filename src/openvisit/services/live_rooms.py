@@ -558,9 +558,28 @@ class LiveRooms:
         tiles = await self._with_sides(await self._db(live.wall_of, self.ctx, facility_id))
         await self.hub.to_monitors(facility_id, messages.visits([t.as_message() for t in tiles]))
 
+    async def close_ended(self) -> None:
+        """Close the rooms of visits that ended outside them (a staff cancellation, a lockdown, another
+        server): their media is cut, and both sides and the monitors are told how the visit ended."""
+        if not self._rooms:
+            return
+        for visit_id in await self._db(live.not_live, self.ctx, list(self._rooms)):
+            room = self._rooms.get(visit_id)
+            if room is None:
+                continue
+            async with room.lock:
+                if self._rooms.get(visit_id) is not room:
+                    continue
+                result = await self._close_media(room)
+                await self._finish(room, result, None)
+
     async def _refresh_walls_forever(self) -> None:
         while True:
             await asyncio.sleep(self._wall_refresh_seconds)
+            try:
+                await self.close_ended()
+            except Exception:
+                log.exception("rooms of visits that ended elsewhere could not be closed")
             for facility_id in self.hub.walls_here():
                 try:
                     await self.refresh_wall(facility_id)

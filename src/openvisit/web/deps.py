@@ -11,6 +11,7 @@ from openvisit.domain.principal import Principal
 from openvisit.services import auth
 from openvisit.services.access import require_active
 from openvisit.services.context import AppContext, RequestMeta
+from openvisit.services.live_rooms import LiveRooms
 from openvisit.web.i18n import pick_language
 from openvisit.web.templating import CSRF_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE, ctx_of
 
@@ -29,6 +30,12 @@ async def get_ctx(request: Request) -> AppContext:
 async def get_meta(request: Request) -> RequestMeta:
     host = request.client.host if request.client else "unknown"
     return RequestMeta(ip=host, user_agent=request.headers.get("user-agent", "")[:300])
+
+
+def live_rooms_of(request: Request) -> LiveRooms:
+    """The live rooms of this server process (app.state.live)."""
+    rooms: LiveRooms = request.app.state.live
+    return rooms
 
 
 CtxDep = Annotated[AppContext, Depends(get_ctx)]

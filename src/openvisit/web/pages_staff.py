@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
@@ -27,7 +27,16 @@ from openvisit.services.scheduling import (
     CalendarEntry,
     TemplateInput,
 )
-from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
+from openvisit.web.deps import (
+    MAX_ID,
+    CsrfChecked,
+    CtxDep,
+    CurrentPrincipal,
+    IdPath,
+    IdQuery,
+    MetaDep,
+    live_rooms_of,
+)
 from openvisit.web.forms import error_status, language_of, see_other
 from openvisit.web.i18n import translate, zone
 from openvisit.web.labels import clock, long_day, medium_date, weekday_name, zone_label
@@ -573,6 +582,7 @@ def create_block(
     ctx: CtxDep,
     principal: CurrentPrincipal,
     meta: MetaDep,
+    after: BackgroundTasks,
     facility_id: Annotated[FormId, Form()],
     start_date: Annotated[date | None, Form()] = None,
     end_date: Annotated[date | None, Form()] = None,
@@ -612,6 +622,7 @@ def create_block(
         )
     except DomainError as exc:
         return _blocks_page(request, ctx, principal, facility_id, values=values, error=exc)
+    after.add_task(live_rooms_of(request).close_ended)  # visits in progress in the period end now
     return see_other(
         "/staff/blocks",
         facility_id=facility_id,

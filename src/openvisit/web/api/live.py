@@ -14,16 +14,10 @@ from pydantic import Field
 from openvisit.domain import live as rules
 from openvisit.media.engine import Side
 from openvisit.services import live, recordings
-from openvisit.services.live_rooms import LiveRooms
-from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, MetaDep
+from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, MetaDep, live_rooms_of
 from openvisit.web.schemas import Input, Output, Page
 
 router = APIRouter(tags=["live"])
-
-
-def _rooms(request: Request) -> LiveRooms:
-    rooms: LiveRooms = request.app.state.live
-    return rooms
 
 
 # --- schemas ----------------------------------------------------------------------------------------
@@ -169,7 +163,7 @@ async def terminate(
     visit_id: IdPath, body: TerminationCreate, request: Request, principal: CurrentPrincipal, meta: MetaDep
 ) -> EndedRead:
     """An officer ends a live visit with a preset reason; both sides are cut off and told why."""
-    ended = await _rooms(request).terminate(principal, visit_id, body.reason, body.note, meta)
+    ended = await live_rooms_of(request).terminate(principal, visit_id, body.reason, body.note, meta)
     return _ended(ended)
 
 
@@ -178,7 +172,7 @@ async def station_failure(
     visit_id: IdPath, body: FailureCreate, request: Request, principal: CurrentPrincipal, meta: MetaDep
 ) -> EndedRead:
     """Staff mark a visit as cut short by its station: FAILED, the allowance back, priority re-booking."""
-    ended = await _rooms(request).report_station_failure(principal, visit_id, body.note, meta)
+    ended = await live_rooms_of(request).report_station_failure(principal, visit_id, body.note, meta)
     return _ended(ended)
 
 
@@ -187,7 +181,7 @@ async def warn(
     visit_id: IdPath, body: WarningCreate, request: Request, principal: CurrentPrincipal, meta: MetaDep
 ) -> WarningRead:
     """A warning both sides see, without disconnecting anyone."""
-    warned = await _rooms(request).warn(principal, visit_id, body.text, meta)
+    warned = await live_rooms_of(request).warn(principal, visit_id, body.text, meta)
     return WarningRead(visit_id=warned.visit_id, text=warned.text, at=warned.at)
 
 
@@ -196,13 +190,13 @@ async def pause(
     visit_id: IdPath, body: PauseCreate, request: Request, principal: CurrentPrincipal, meta: MetaDep
 ) -> None:
     """Stop (or resume) one side's video to the other side."""
-    await _rooms(request).pause(principal, visit_id, Side(body.side), body.paused, meta)
+    await live_rooms_of(request).pause(principal, visit_id, Side(body.side), body.paused, meta)
 
 
 @router.get("/facilities/{facility_id}/live", response_model=list[WallVisitRead])
 async def wall(facility_id: IdPath, request: Request, principal: CurrentPrincipal) -> list[WallVisitRead]:
     """The facility's live and imminent visits, for its monitoring officers and facility admins."""
-    tiles = await _rooms(request).wall(principal, facility_id)
+    tiles = await live_rooms_of(request).wall(principal, facility_id)
     return [
         WallVisitRead(
             id=t.id,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from openvisit.domain.enums import BlockKind, BookableBy, ResidentStatus, VisitKind, VisitMode
 from openvisit.services import scheduling
 from openvisit.services.scheduling import BookedVisit, BookingRequest, CalendarEntry, TemplateInput
-from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
+from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep, live_rooms_of
 from openvisit.web.i18n import format_when
 from openvisit.web.schemas import (
     AvailabilityDay,
@@ -142,10 +142,18 @@ def confirm_visit(visit_id: IdPath, ctx: CtxDep, principal: CurrentPrincipal, me
 
 @router.post("/visits/{visit_id}/cancel", response_model=VisitRead)
 def cancel_visit(
-    visit_id: IdPath, body: CancelCreate, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep
+    visit_id: IdPath,
+    body: CancelCreate,
+    ctx: CtxDep,
+    principal: CurrentPrincipal,
+    meta: MetaDep,
+    request: Request,
+    after: BackgroundTasks,
 ) -> VisitRead:
-    """Cancel: visitors until the start; staff at any time with a reason."""
+    """Cancel: visitors until the start; staff at any time with a reason (a visit in progress ends at once:
+    its media is cut and both sides are told why)."""
     visit = scheduling.cancel_visit(ctx, principal, visit_id, meta, reason=body.reason, note=body.note)
+    after.add_task(live_rooms_of(request).close_ended)
     return VisitRead.model_validate(visit)
 
 
@@ -272,9 +280,17 @@ def list_blocks(facility_id: IdPath, ctx: CtxDep, principal: CurrentPrincipal) -
 
 @router.post("/facilities/{facility_id}/blocks", response_model=BlockCreated, status_code=201)
 def create_block(
-    facility_id: IdPath, body: BlockCreate, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep
+    facility_id: IdPath,
+    body: BlockCreate,
+    ctx: CtxDep,
+    principal: CurrentPrincipal,
+    meta: MetaDep,
+    request: Request,
+    after: BackgroundTasks,
 ) -> BlockCreated:
-    """Block a period (or declare a lockdown): visits in it are cancelled and everyone is told."""
+    """Block a period (or declare a lockdown): visits in it are cancelled (those in progress end at once)
+    and everyone is told."""
+    after.add_task(live_rooms_of(request).close_ended)
     result = scheduling.declare_block(
         ctx,
         principal,
