@@ -18,12 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -47,7 +44,7 @@ SECRET = "benchmark-secret-key-0123456789abcdef0123"  # noqa: S105 - a throwaway
 @contextmanager
 def _server(var_dir: Path) -> Iterator[tuple[str, Any]]:
     """The app on a migrated SQLite file, served by uvicorn in a thread; its URL and context."""
-    import uvicorn
+    from tests.serving import serve_in_thread
 
     from openvisit.db import migrate
     from openvisit.db.database import Database
@@ -66,24 +63,10 @@ def _server(var_dir: Path) -> Iterator[tuple[str, Any]]:
         delivery_seconds=0,
     )
     ctx = AppContext(settings=settings, db=Database.from_url(url), clock=utc_now)
-    app = create_app(settings, ctx=ctx)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", ctx
+        with serve_in_thread(create_app(settings, ctx=ctx)) as port:
+            yield f"http://127.0.0.1:{port}", ctx
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
         ctx.db.dispose()
 
 

@@ -10,9 +10,6 @@ the losers': no visit, participant, event, notification or audit entry."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time as wall_clock
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +19,6 @@ from typing import Any
 import httpx2
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from openvisit.db.models import (
     ApiToken,
@@ -53,6 +49,7 @@ from openvisit.services import audit
 from openvisit.services.auth import new_token, token_digest
 from openvisit.services.context import AppContext
 from openvisit.web.app import create_app
+from tests.serving import serve_in_thread
 
 CONTENDERS = 60
 ZONE = "Asia/Krasnoyarsk"  # UTC+7 all year
@@ -65,24 +62,8 @@ QUARTER_PAST_TEN = TEN + timedelta(minutes=15)
 def server(ctx: AppContext) -> Iterator[str]:
     """The whole app served by uvicorn in a thread, on a port the kernel chose; its base URL."""
     app = create_app(ctx.settings.model_copy(update={"sweep_seconds": 0, "delivery_seconds": 0}), ctx=ctx)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", backlog=256)
-    uv = uvicorn.Server(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = wall_clock.monotonic() + 20
-    while not uv.started:
-        assert thread.is_alive() and wall_clock.monotonic() < deadline, "the server did not start"
-        wall_clock.sleep(0.02)
-    try:
+    with serve_in_thread(app, backlog=256) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
 
 
 # --- a facility built in one transaction ----------------------------------------------------------

@@ -8,9 +8,6 @@ browser context."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time as wall_clock
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -50,6 +47,7 @@ from openvisit.services.context import AppContext, utc_now
 from openvisit.settings import Settings
 from openvisit.web.app import create_app
 from openvisit.web.templating import SESSION_COOKIE
+from tests.serving import serve_in_thread
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -103,27 +101,8 @@ def live_ctx(settings: Settings) -> Iterator[AppContext]:
 @pytest.fixture
 def live_server(live_ctx: AppContext) -> Iterator[str]:
     """The whole app served by uvicorn in a thread, on a port the kernel chose; its base URL."""
-    import uvicorn
-
-    app = create_app(live_ctx.settings, ctx=live_ctx)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = wall_clock.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and wall_clock.monotonic() < deadline, "the server did not start"
-        wall_clock.sleep(0.02)
-    try:
+    with serve_in_thread(create_app(live_ctx.settings, ctx=live_ctx)) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 # --- people and a visit, written as the services would leave them ------------------------------------

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time as wall_clock
 import urllib.request
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +15,6 @@ from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -40,6 +36,7 @@ from tests.live.support import (
     token_for,
     visit,
 )
+from tests.serving import serve_in_thread
 
 T = TypeVar("T")
 TEST_SECONDS = 120.0
@@ -70,25 +67,8 @@ def live_ctx(settings: Settings) -> Iterator[AppContext]:
 @pytest.fixture
 def server(live_ctx: AppContext) -> Iterator[str]:
     """The app on a free port of 127.0.0.1; its ws:// base."""
-    app = create_app(live_ctx.settings, ctx=live_ctx)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    uv = uvicorn.Server(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = wall_clock.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and wall_clock.monotonic() < deadline, "the server did not start"
-        wall_clock.sleep(0.02)
-    try:
+    with serve_in_thread(create_app(live_ctx.settings, ctx=live_ctx)) as port:
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @dataclass
