@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 
@@ -36,6 +38,19 @@ def live_rooms_of(request: Request) -> LiveRooms:
     """The live rooms of this server process (app.state.live)."""
     rooms: LiveRooms = request.app.state.live
     return rooms
+
+
+T = TypeVar("T")
+
+
+async def off_loop(work: Callable[[], T]) -> T:
+    """Run blocking work (the database) in asyncio's default thread pool: one hop, and a light one.
+
+    FastAPI runs a plain `def` route, and each of its plain `def` dependencies, through anyio's thread
+    pool: a hop each, and anyio's bookkeeping costs a booking about as much CPU as its statements'
+    round trips. The busiest routes (booking, availability) are `async def` and do all their blocking
+    work here, finding out who asks included (`active_principal`)."""
+    return await asyncio.get_running_loop().run_in_executor(None, work)
 
 
 CtxDep = Annotated[AppContext, Depends(get_ctx)]
@@ -84,6 +99,11 @@ def get_optional_principal(request: Request, ctx: CtxDep) -> Principal | None:
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+def active_principal(request: Request, ctx: AppContext) -> Principal:
+    """What CurrentPrincipal gives a route, found in the caller's own thread (see `off_loop`)."""
+    return require_active(get_optional_principal(request, ctx))
 
 
 async def get_principal(principal: OptionalPrincipal) -> Principal:

@@ -8,9 +8,26 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from openvisit.domain.enums import BlockKind, BookableBy, ResidentStatus, VisitKind, VisitMode
+from openvisit.domain.principal import Principal
 from openvisit.services import scheduling
-from openvisit.services.scheduling import BookedVisit, BookingRequest, CalendarEntry, TemplateInput
-from openvisit.web.deps import CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep, live_rooms_of
+from openvisit.services.context import AppContext, RequestMeta
+from openvisit.services.scheduling import (
+    Availability,
+    BookedVisit,
+    BookingRequest,
+    CalendarEntry,
+    TemplateInput,
+)
+from openvisit.web.deps import (
+    CtxDep,
+    CurrentPrincipal,
+    IdPath,
+    IdQuery,
+    MetaDep,
+    active_principal,
+    live_rooms_of,
+    off_loop,
+)
 from openvisit.web.i18n import format_when
 from openvisit.web.schemas import (
     AvailabilityDay,
@@ -59,10 +76,10 @@ def _entry(e: CalendarEntry) -> CalendarEntryRead:
 
 
 @router.get("/residents/{resident_id}/availability", response_model=AvailabilityRead)
-def get_availability(
+async def get_availability(
     resident_id: IdPath,
+    request: Request,
     ctx: CtxDep,
-    principal: CurrentPrincipal,
     kind: VisitKind = VisitKind.SOCIAL,
     mode: VisitMode = VisitMode.HOME,
     link_center_id: IdQuery = None,
@@ -72,17 +89,28 @@ def get_availability(
 ) -> AvailabilityRead:
     """Free times per facility-local day, each shown in the facility's time and the caller's own. With
     `rebooks_visit_id` (a visit the system cut short), the times of its priority re-booking."""
-    result = scheduling.availability(
-        ctx,
-        principal,
-        resident_id,
-        kind=kind,
-        mode=mode,
-        link_center_id=link_center_id,
-        first_day=first_day,
-        days=days,
-        rebooks_visit_id=rebooks_visit_id,
-    )
+
+    def find() -> AvailabilityRead:
+        principal = active_principal(request, ctx)
+        return _availability(
+            principal,
+            scheduling.availability(
+                ctx,
+                principal,
+                resident_id,
+                kind=kind,
+                mode=mode,
+                link_center_id=link_center_id,
+                first_day=first_day,
+                days=days,
+                rebooks_visit_id=rebooks_visit_id,
+            ),
+        )
+
+    return await off_loop(find)
+
+
+def _availability(principal: Principal, result: Availability) -> AvailabilityRead:
     language = principal.language
     full = set(result.allowance_full_days)
     return AvailabilityRead(
@@ -114,8 +142,12 @@ def get_availability(
 
 
 @router.post("/visits", response_model=VisitBooked, status_code=201)
-def create_visit(body: BookingCreate, ctx: CtxDep, principal: CurrentPrincipal, meta: MetaDep) -> Response:
+async def create_visit(body: BookingCreate, http: Request, ctx: CtxDep, meta: MetaDep) -> Response:
     """Book a visit (or hold the time for 10 minutes with `hold`); the station is chosen for you."""
+    return await off_loop(lambda: _create_visit(body, ctx, active_principal(http, ctx), meta))
+
+
+def _create_visit(body: BookingCreate, ctx: AppContext, principal: Principal, meta: RequestMeta) -> Response:
     request = BookingRequest(
         resident_id=body.resident_id,
         starts_at=body.starts_at,
