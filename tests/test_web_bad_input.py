@@ -82,6 +82,22 @@ def test_huge_bodies_are_refused_before_reading(client: TestClient, ctx: AppCont
     assert _writes(ctx) == before
 
 
+def test_a_page_given_a_huge_file_answers_with_a_page_in_the_readers_language(
+    client: TestClient, ctx: AppContext
+) -> None:
+    huge = b"x" * (ctx.settings.max_body_bytes + 1)
+    headers = {"content-type": "multipart/form-data; boundary=x", "accept": "text/html"}
+    r = client.post("/me/documents", content=huge, headers=headers)
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["x-frame-options"] == "DENY"  # the security headers go on it too
+    assert "<h1>This file is too large</h1>" in r.text
+    client.cookies.set("ov_lang", "ru")
+    r = client.post("/me/documents", content=huge, headers=headers)
+    assert "<h1>Файл слишком большой</h1>" in r.text
+    assert 'lang="ru"' in r.text
+
+
 def test_wrong_logins(client: TestClient, ctx: AppContext) -> None:
     email, _ = make_visitor(ctx)
     for body in (

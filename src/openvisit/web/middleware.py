@@ -3,11 +3,13 @@ at the reader's language (before any login is looked up, so even early errors ar
 
 from __future__ import annotations
 
+import html
 import json
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openvisit.domain.errors import N_
 from openvisit.web.i18n import pick_language, translate
 from openvisit.web.templating import LANGUAGE_COOKIE
 
@@ -78,23 +80,27 @@ class BodyLimit:
         self.limit = limit
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
+        """The API's error body; for a page (a form with a photo too big, say), a page that says what to
+        do, in the reader's language."""
         language = scope.get("state", {}).get("language", "en")
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "request.too_large",
-                    "message": translate(language, "The request is too large."),
+        if str(scope.get("path", "")).startswith("/api/"):
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "request.too_large",
+                        "message": translate(language, "The request is too large."),
+                    }
                 }
-            }
-        ).encode()
+            ).encode()
+            kind = b"application/json"
+        else:
+            body = _too_large_page(language).encode()
+            kind = b"text/html; charset=utf-8"
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -135,6 +141,27 @@ class BodyLimit:
         except _BodyTooLarge:
             if not started:
                 await self._refuse(scope, send)
+
+
+def _too_large_page(language: str) -> str:
+    title = html.escape(translate(language, N_("This file is too large")))
+    text = html.escape(
+        translate(
+            language,
+            N_(
+                "Photos and documents can be at most 10 MB. Please go back with your browser's Back "
+                "button and choose a smaller file (a phone can usually share a smaller copy of a photo)."
+            ),
+        )
+    )
+    back = html.escape(translate(language, N_("Go to the start page")))
+    return (
+        f'<!doctype html><html lang="{html.escape(language)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{title} · OpenVisit</title><link rel="stylesheet" href="/static/app.css"></head>'
+        f'<body><main id="main"><section class="card"><h1>{title}</h1><p>{text}</p>'
+        f'<p><a href="/">{back}</a></p></section></main></body></html>'
+    )
 
 
 class _BodyTooLarge(HTTPException):
