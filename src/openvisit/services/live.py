@@ -395,8 +395,9 @@ class Ended:
     at: datetime
 
 
-def _rebook_path(visit: Visit) -> str:
-    path = f"/visits/book?resident_id={visit.resident_id}&rebook={visit.id}"
+def rebook_path(visit: Visit) -> str:
+    """The booking page for the priority re-booking of a visit the system cut short."""
+    path = f"/visits/book?resident_id={visit.resident_id}&kind={visit.kind.value}&rebook={visit.id}"
     if visit.mode is VisitMode.LINK_CENTER and visit.link_center_id is not None:
         path += f"&mode=link_center&link_center_id={visit.link_center_id}"
     return path
@@ -453,7 +454,7 @@ def _apply_ending(
             facility.timezone,
             reason=ending.reason,
             note=visit.reason_note,
-            rebook_path=_rebook_path(visit),
+            rebook_path=rebook_path(visit),
         )
     return Ended(visit.id, visit.facility_id, visit.kind, ending, now)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -424,7 +424,11 @@ class LiveRooms:
         await self._finish_recording(room, result)
         await self.refresh_wall(room.facility_id)
 
-    async def _end_at_schedule(self, visit_id: int) -> None:
+    async def _end_room(
+        self, visit_id: int, store: Callable[[_Room], Awaitable[live.Ended | None]] | None = None
+    ) -> None:
+        """Close a room still open: its media first, then `store` the end (None: the database has it
+        already), then tell everyone."""
         room = self._rooms.get(visit_id)
         if room is None:
             return
@@ -432,10 +436,16 @@ class LiveRooms:
             if self._rooms.get(visit_id) is not room:
                 return
             result = await self._close_media(room)
-            ended = await self._db(
+            ended = await store(room) if store is not None else None
+            await self._finish(room, result, ended)
+
+    async def _end_at_schedule(self, visit_id: int) -> None:
+        async def store(room: _Room) -> live.Ended | None:
+            return await self._db(
                 live.end_at_schedule, self.ctx, visit_id, recovered=room.recovered, rejoined=room.rejoined
             )
-            await self._finish(room, result, ended)
+
+        await self._end_room(visit_id, store)
 
     async def terminate(
         self, p: Principal, visit_id: int, reason: str | None, note: str, meta: RequestMeta
@@ -564,14 +574,7 @@ class LiveRooms:
         if not self._rooms:
             return
         for visit_id in await self._db(live.not_live, self.ctx, list(self._rooms)):
-            room = self._rooms.get(visit_id)
-            if room is None:
-                continue
-            async with room.lock:
-                if self._rooms.get(visit_id) is not room:
-                    continue
-                result = await self._close_media(room)
-                await self._finish(room, result, None)
+            await self._end_room(visit_id)
 
     async def _refresh_walls_forever(self) -> None:
         while True:

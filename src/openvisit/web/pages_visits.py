@@ -13,7 +13,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, Field
 
-from openvisit.db.models import Visit
 from openvisit.domain import scheduling as rules
 from openvisit.domain.enums import (
     ACTIVE_VISIT_STATUSES,
@@ -25,7 +24,7 @@ from openvisit.domain.enums import (
 )
 from openvisit.domain.errors import N_, DomainError, Forbidden
 from openvisit.domain.principal import Principal
-from openvisit.services import queries, scheduling
+from openvisit.services import live, queries, scheduling
 from openvisit.services.scheduling import Availability, BookingRequest
 from openvisit.web.deps import MAX_ID, CsrfChecked, CtxDep, CurrentPrincipal, IdPath, IdQuery, MetaDep
 from openvisit.web.forms import error_status, language_of, see_other
@@ -165,13 +164,6 @@ def _pages(base: dict[str, Any], path: str, result: Availability, requested: dat
 # --- my visits ----------------------------------------------------------------------------------
 
 
-def _rebook_query(visit: Visit) -> dict[str, Any]:
-    query: dict[str, Any] = {"resident_id": visit.resident_id, "kind": visit.kind.value, "rebook": visit.id}
-    if visit.mode is VisitMode.LINK_CENTER and visit.link_center_id is not None:
-        query.update(mode=visit.mode.value, link_center_id=visit.link_center_id)
-    return query
-
-
 def _visits_page(
     request: Request,
     ctx: CtxDep,
@@ -194,7 +186,7 @@ def _visits_page(
         if r.visit.status not in (VisitStatus.CANCELLED, VisitStatus.REJECTED)
     }
     rebookable = {
-        r.visit.id: f"/visits/book?{urlencode(_rebook_query(r.visit))}"
+        r.visit.id: live.rebook_path(r.visit)
         for r in past
         if r.visit.status is VisitStatus.FAILED and r.visit.priority_rebooking and r.visit.id not in rebooked
     }

@@ -322,7 +322,6 @@ def create_block(
 ) -> BlockCreated:
     """Block a period (or declare a lockdown): visits in it are cancelled (those in progress end at once)
     and everyone is told."""
-    after.add_task(live_rooms_of(request).close_ended)
     result = scheduling.declare_block(
         ctx,
         principal,
@@ -335,6 +334,7 @@ def create_block(
         unit_id=body.unit_id,
         station_id=body.station_id,
     )
+    after.add_task(live_rooms_of(request).close_ended)
     return BlockCreated(
         block_id=result.block_id, cancelled_visits=result.cancelled_visits, notifications=result.notifications
     )
