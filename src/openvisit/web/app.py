@@ -33,7 +33,10 @@ from openvisit.web import (
 from openvisit.web import ws as live_sockets
 from openvisit.web.api import ERROR_RESPONSES
 from openvisit.web.api import live as live_api
+from openvisit.web.api import scheduling as scheduling_api
+from openvisit.web.direct import DirectRoutes, JsonRoute
 from openvisit.web.middleware import BodyLimit, LanguageGuess, SecurityHeaders
+from openvisit.web.schemas import BookingCreate
 
 STATIC_DIR = Path(__file__).with_name("static")
 log = logging.getLogger("openvisit.web")
@@ -147,7 +150,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, ctx: AppContext | 
     app.include_router(pages_live.router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    # Outermost first: the language is known before anything can fail, headers go on everything.
+    # Innermost first: the language is known before anything can fail, headers go on everything, and
+    # bodies are capped before any route (the direct ones included) reads them.
+    app.add_middleware(
+        DirectRoutes, routes=[JsonRoute("POST", "/api/v1/visits", BookingCreate, scheduling_api.book)]
+    )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     app.add_middleware(LanguageGuess)

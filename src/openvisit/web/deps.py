@@ -29,9 +29,14 @@ async def get_ctx(request: Request) -> AppContext:
     return ctx_of(request)
 
 
-async def get_meta(request: Request) -> RequestMeta:
+def request_meta(request: Request) -> RequestMeta:
+    """Where a request comes from, for the audit log."""
     host = request.client.host if request.client else "unknown"
     return RequestMeta(ip=host, user_agent=request.headers.get("user-agent", "")[:300])
+
+
+async def get_meta(request: Request) -> RequestMeta:
+    return request_meta(request)
 
 
 def live_rooms_of(request: Request) -> LiveRooms:

@@ -100,27 +100,37 @@ def _validation_details(exc: RequestValidationError, language: str) -> tuple[str
     return code, translate(language, message), details
 
 
+def domain_error_response(request: Request, exc: DomainError) -> Response:
+    """A refusal from the services, in the caller's language."""
+    if not wants_json(request):
+        # People are sent where they can fix it: to the login form, or to enrol their second factor.
+        if isinstance(exc, NotAuthenticated) and exc.code == "auth.required":
+            return login_redirect(request)
+        if exc.code == "auth.totp_enrolment_required":
+            return RedirectResponse("/account/security", status_code=303)
+    status = STATUS_BY_KIND.get(exc.kind, 400)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    message = translate(language_of(request), exc.message, exc.params)
+    return render_error(request, status, exc.code, message, field=exc.field, headers=headers)
+
+
+def validation_error_response(request: Request, exc: RequestValidationError) -> Response:
+    """A body or parameter that does not fit: 400 for malformed JSON, 422 for the rest, field by field."""
+    code, message, details = _validation_details(exc, language_of(request))
+    status = 400 if code == "request.malformed_json" else 422
+    return render_error(request, status, code, message, details=details)
+
+
 def install(app: FastAPI) -> None:
     """Map the DomainError tree, validation errors, HTTP errors and crashes to one format."""
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
-        if not wants_json(request):
-            # People are sent where they can fix it: to the login form, or to enrol their second factor.
-            if isinstance(exc, NotAuthenticated) and exc.code == "auth.required":
-                return login_redirect(request)
-            if exc.code == "auth.totp_enrolment_required":
-                return RedirectResponse("/account/security", status_code=303)
-        status = STATUS_BY_KIND.get(exc.kind, 400)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-        message = translate(language_of(request), exc.message, exc.params)
-        return render_error(request, status, exc.code, message, field=exc.field, headers=headers)
+        return domain_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        code, message, details = _validation_details(exc, language_of(request))
-        status = 400 if code == "request.malformed_json" else 422
-        return render_error(request, status, code, message, details=details)
+        return validation_error_response(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -27,6 +27,7 @@ from openvisit.web.deps import (
     active_principal,
     live_rooms_of,
     off_loop,
+    request_meta,
 )
 from openvisit.web.i18n import format_when
 from openvisit.web.schemas import (
@@ -50,6 +51,7 @@ from openvisit.web.schemas import (
     VisitBooked,
     VisitRead,
 )
+from openvisit.web.templating import ctx_of
 
 router = APIRouter(tags=["scheduling"])
 
@@ -142,8 +144,16 @@ def _availability(principal: Principal, result: Availability) -> AvailabilityRea
 
 
 @router.post("/visits", response_model=VisitBooked, status_code=201)
-async def create_visit(body: BookingCreate, http: Request, ctx: CtxDep, meta: MetaDep) -> Response:
+async def create_visit(body: BookingCreate, http: Request) -> Response:
     """Book a visit (or hold the time for 10 minutes with `hold`); the station is chosen for you."""
+    return await book(body, http)
+
+
+async def book(body: BookingCreate, http: Request) -> Response:
+    """The booking itself, for this route and for `openvisit.web.direct`, which answers most bookings
+    without FastAPI's layers: the caller found and the visit booked in one hop off the event loop."""
+    ctx = ctx_of(http)
+    meta = request_meta(http)
     return await off_loop(lambda: _create_visit(body, ctx, active_principal(http, ctx), meta))
 
 
