@@ -9,7 +9,6 @@ middleware (language, security headers, body limit), so those apply as before.""
 
 from __future__ import annotations
 
-import email.message
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -67,13 +66,13 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
 
 
 def _is_json(scope: Scope) -> bool:
+    """Whether the body is JSON by its content type (application/json or application/*+json), as
+    FastAPI decides before it parses a body."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            message = email.message.Message()
-            message["content-type"] = value.decode("latin-1")
-            subtype = message.get_content_subtype()
-            return message.get_content_maintype() == "application" and (
-                subtype == "json" or subtype.endswith("+json")
+            media_type = value.split(b";", 1)[0].strip().lower()
+            return media_type == b"application/json" or (
+                media_type.startswith(b"application/") and media_type.endswith(b"+json")
             )
     return False
 
