@@ -70,7 +70,7 @@ def _is_json(scope: Scope) -> bool:
     FastAPI decides before it parses a body."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            media_type = value.split(b";", 1)[0].strip().lower()
+            media_type: bytes = value.split(b";", 1)[0].strip().lower()
             return media_type == b"application/json" or (
                 media_type.startswith(b"application/") and media_type.endswith(b"+json")
             )
