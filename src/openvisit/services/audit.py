@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import LateralFromClause
 
+from openvisit.db import fast
 from openvisit.db.database import Database, before_commit
 from openvisit.db.models import AuditEntry, AuditHead
 from openvisit.domain.audit import GENESIS_HASH, ChainFault, ChainLink, entry_hash, verify_chain
@@ -137,7 +138,7 @@ def _append_pending(session: Session) -> None:
     params["head_hash"] = prev_hash
     if len(rows) == 1 and connection.dialect.name == "postgresql":
         # One round trip while the lock is held: the entry is a CTE of the head's UPDATE.
-        connection.execute(_APPEND_ONE, {**rows[0], **params})
+        fast.rows(connection, _APPEND_ONE, {**rows[0], **params})
         return
     connection.execute(_INSERT_ENTRY, rows)
     connection.execute(_MOVE_HEAD, params)

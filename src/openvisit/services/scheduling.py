@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from openvisit.db import fast
 from openvisit.db.models import (
     Appointment,
     BlockedPeriod,
@@ -222,9 +223,11 @@ def _person(
         query = _PERSON_LOCKED_NEXT_ID
     else:
         query = _PERSON_LOCKED if lock else _PERSON
-    row = connection.execute(
-        query, {"resident_id": resident_id, "visitor_id": p.visitor_id if visitor else None, "now": now}
-    ).one_or_none()
+    row = fast.one_or_none(
+        connection,
+        query,
+        {"resident_id": resident_id, "visitor_id": p.visitor_id if visitor else None, "now": now},
+    )
     if row is None or (visitor and row.link is None):
         raise NotFound("resident.not_found", N_("No such resident."))
     if visitor and row.link is not ConnectionStatus.APPROVED:
@@ -430,9 +433,9 @@ def _shape(
 ) -> tuple[list[Template], list[StationInfo]]:
     """The facility's templates (of one weekday only, when given) and stations, in one statement."""
     if weekday is None:
-        rows = _conn(session).execute(_SHAPE, {"facility_id": facility_id}).all()
+        rows = fast.rows(_conn(session), _SHAPE, {"facility_id": facility_id})
     else:
-        rows = _conn(session).execute(_SHAPE_ON, {"facility_id": facility_id, "weekday": weekday}).all()
+        rows = fast.rows(_conn(session), _SHAPE_ON, {"facility_id": facility_id, "weekday": weekday})
     templates = tuple(tuple(r[1:17]) for r in rows if r[0] == "template")
     stations = tuple(
         (r[1], r[17], StationKind(r[18]), r[2], r[16], r[19], StationStatus(r[20]))
@@ -584,7 +587,7 @@ def _occupied(
         params["allowance_start"], params["allowance_end"] = allowance
     by_station: dict[int, list[Busy]] = defaultdict(list)
     found = _Occupied(defaultdict(BusyTimes), [], [], [], [], [], [])
-    for tag, ref, station_id, booth_id, starts_at, ends_at in _conn(session).execute(query, params).all():
+    for tag, ref, station_id, booth_id, starts_at, ends_at in fast.rows(_conn(session), query, params):
         if tag == "allowance":
             found.allowance.append(starts_at)
             continue
@@ -1125,13 +1128,10 @@ def _party(
 ) -> _Party:
     """The party in one statement (plus one for children, when named), the visitors' rows locked."""
     people = [lead_id, *[v for v in visitor_ids if v != lead_id]]
-    rows = (
-        _conn(session)
-        .execute(
-            _PARTY,
-            {"visitor_ids": people, "resident_id": resident_id, "facility_id": facility_id, "at": at},
-        )
-        .all()
+    rows = fast.rows(
+        _conn(session),
+        _PARTY,
+        {"visitor_ids": people, "resident_id": resident_id, "facility_id": facility_id, "at": at},
     )
     visitors = {r.id: r for r in rows}
     if any(v not in visitors for v in people):
@@ -1333,7 +1333,7 @@ def _book_in(
             params.update(_party_params(party_rows))
             params.update(_message_params(recipients, template, payload, now))
             statement = _booking_statement(len(party_rows), len(recipients))
-            written = connection.execute(statement, params).one_or_none()
+            written = fast.one_or_none(connection, statement, params)
             visit_id = None
             if written is not None:
                 visit_id = written.id
