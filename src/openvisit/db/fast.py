@@ -52,7 +52,7 @@ def _plan_of(statement: sa.Executable, dialect: sa.Dialect) -> _Plan | None:
         or compiled.literal_execute_params
     ):
         return None
-    lists = frozenset(p.key for p in compiled.post_compile_params)
+    lists = frozenset(compiled.bind_names[p] for p in compiled.post_compile_params)
 
     def as_array(match: re.Match[str]) -> str:
         name = match.group(2)
