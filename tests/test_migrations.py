@@ -43,8 +43,20 @@ def postgresql_objects(engine: sa.Engine) -> tuple[set[str], set[str]]:
         return set(exclusions), set(triggers)
 
 
+def schedule_stamp_triggers(engine: sa.Engine) -> set[str]:
+    """The triggers that give a facility a new schedule stamp (migration 0004)."""
+    query = (
+        "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE '%stamp%'"
+        if engine.dialect.name == "postgresql"
+        else "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%stamp%'"
+    )
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(query)).scalars())
+
+
 def assert_at_head(engine: sa.Engine) -> None:
     assert migrate.current_revision(engine) == migrate.head_revision()
+    assert len(schedule_stamp_triggers(engine)) == (3 if engine.dialect.name == "postgresql" else 10)
     assert tables(engine) == MODEL_TABLES | {"alembic_version"}
     assert migrate.schema_diff(engine) == []
     if engine.dialect.name == "postgresql":
@@ -56,10 +68,14 @@ def assert_at_head(engine: sa.Engine) -> None:
 def assert_at_base(engine: sa.Engine) -> None:
     assert migrate.current_revision(engine) is None
     assert tables(engine) == {"alembic_version"}
+    assert schedule_stamp_triggers(engine) == set()
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             leftover = conn.execute(
-                sa.text("SELECT proname FROM pg_proc WHERE proname = 'audit_entry_append_only'")
+                sa.text(
+                    "SELECT proname FROM pg_proc WHERE proname = 'audit_entry_append_only'"
+                    " OR proname LIKE 'facility_schedule_stamp%'"
+                )
             ).all()
         assert leftover == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime, time
 from typing import Any
 
@@ -96,6 +97,9 @@ class Facility(Timestamped, Base):
         enum_type(AllowancePeriod, "allowance_period"), default=AllowancePeriod.WEEK
     )
     max_visitors: Mapped[int] = mapped_column(default=3)
+    schedule_stamp: Mapped[str] = mapped_column(sa.String(16), default=lambda: secrets.token_hex(8))
+    """Random, and replaced by database triggers whenever the facility's session templates or stations
+    change (migration 0004): booking keeps what it read of them by this stamp."""
     join_early_minutes: Mapped[int] = mapped_column(default=10)
     recording_retention_days: Mapped[int] = mapped_column(default=90)
 

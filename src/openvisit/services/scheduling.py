@@ -153,6 +153,8 @@ class _Person:
     has_alert: bool
     expired_holds: bool
     """Some of their holds have run out but are not yet cancelled."""
+    schedule_stamp: str
+    """Their facility's stamp, replaced whenever its templates or stations change (see `_shape`)."""
     next_visit_id: int | None = None
     """On PostgreSQL, when booking: an id taken from the visits' sequence for the new visit, so that the
     visit, its party and its messages are written in one statement."""
@@ -187,6 +189,7 @@ def _person_query(*, next_visit_id: bool = False) -> sa.Select[*tuple[Any, ...]]
             alert.label("has_alert"),
             expired.label("expired_holds"),
             *_RULE_COLUMNS,
+            Facility.schedule_stamp,
         )
         .join(Facility, Facility.id == Resident.facility_id)
         .where(Resident.id == sa.bindparam("resident_id"))
@@ -246,6 +249,7 @@ def _person(
         link=row.link,
         has_alert=bool(row.has_alert),
         expired_holds=bool(row.expired_holds),
+        schedule_stamp=row.schedule_stamp,
         next_visit_id=row.next_visit_id if query is _PERSON_LOCKED_NEXT_ID else None,
     )
 
@@ -428,10 +432,32 @@ _SHAPE = _shape_query(weekday=False)
 _SHAPE_ON = _shape_query(weekday=True)
 
 
+_Shape = tuple[tuple[Template, ...], tuple[StationInfo, ...]]
+_shapes: dict[tuple[int, int | None, str], _Shape] = {}
+"""What `_shape` read, by facility, weekday and the facility's schedule stamp."""
+MAX_SHAPES = 1024
+
+
 def _shape(
-    session: Session, facility_id: int, *, weekday: int | None = None
+    session: Session, facility_id: int, *, weekday: int | None = None, stamp: str | None = None
 ) -> tuple[list[Template], list[StationInfo]]:
-    """The facility's templates (of one weekday only, when given) and stations, in one statement."""
+    """The facility's templates (of one weekday only, when given) and stations, in one statement.
+
+    With the facility's `stamp`, read in this transaction, what was read before under the same stamp is
+    used again: database triggers give the facility a new random stamp whenever any of its templates or
+    stations changes (migration 0004), so an unchanged stamp means unchanged rows."""
+    key = (facility_id, weekday, stamp or "")
+    found = _shapes.get(key) if stamp else None
+    if found is None:
+        found = _read_shape(session, facility_id, weekday)
+        if stamp:
+            if len(_shapes) >= MAX_SHAPES:
+                _shapes.clear()
+            _shapes[key] = found
+    return list(found[0]), list(found[1])
+
+
+def _read_shape(session: Session, facility_id: int, weekday: int | None) -> _Shape:
     if weekday is None:
         rows = fast.rows(_conn(session), _SHAPE, {"facility_id": facility_id})
     else:
@@ -442,7 +468,7 @@ def _shape(
         for r in rows
         if r[0] == "station"
     )
-    return list(_parse_templates(templates)), list(_parse_stations(stations))
+    return _parse_templates(templates), _parse_stations(stations)
 
 
 @functools.lru_cache(maxsize=512)
@@ -922,7 +948,7 @@ def availability(
         first = max(first_day or rules.local_date(earliest), rules.local_date(earliest))
         if days is not None:
             last_day = min(last_day, first + timedelta(days=max(days, 1) - 1))
-        every_template, stations = _shape(session, facility_id)
+        every_template, stations = _shape(session, facility_id, stamp=resident.schedule_stamp)
         # A template whose stations the resident can never use (another unit's kiosks) offers nothing.
         usable_groups = {
             s.group_id
@@ -1229,7 +1255,9 @@ def _book_in(
     rules_.check_booking_window(
         rules, req.kind, req.starts_at, now, by_staff=by_staff or priority is not None
     )
-    day_templates, stations = _shape(session, facility_id, weekday=rules.local_date(req.starts_at).weekday())
+    day_templates, stations = _shape(
+        session, facility_id, weekday=rules.local_date(req.starts_at).weekday(), stamp=resident.schedule_stamp
+    )
     templates = [
         t for t in day_templates if t.allows(req.kind, req.mode, by_staff=by_staff, unit_id=resident.unit_id)
     ]
