@@ -35,10 +35,10 @@ WEDNESDAY_NINE = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
 META = RequestMeta(ip="test")
 
 BOOKING_STATEMENTS = {"postgresql": 6, "sqlite": 10}
-"""Resident (locked, with the facility's rules and the caller's link), the day's templates with the
-stations, the party (locked), everything in the way; then on PostgreSQL the visit with its party and
-messages (locking the audit head) and the audit entry, on SQLite the visit, party, messages, audit head,
-entry and head again."""
+"""Resident (locked, with the facility's rules and schedule stamp and the caller's link), the day's
+templates with the stations (only the first time under a stamp), the party (locked), everything in the
+way; then on PostgreSQL the visit with its party and messages (locking the audit head) and the audit
+entry, on SQLite the visit, party, messages, audit head, entry and head again."""
 
 
 @contextmanager
@@ -80,6 +80,11 @@ def test_a_booking_sends_few_statements(ctx: AppContext, backend: str) -> None:
         ).scalars()
         assert sorted(c.value for c in channels) == ["email", "station"]
     assert audit.verify(ctx.db).ok
+    # The same day again: its templates and stations are known under the facility's stamp.
+    scheduling.cancel_visit(ctx, p, booked.visit.id, META)
+    with statements(ctx.db) as again:
+        scheduling.book_visit(ctx, p, BookingRequest(resident_id, WEDNESDAY_NINE), META)
+    assert len(again) <= BOOKING_STATEMENTS[backend] - 1, again
 
 
 def test_availability_sends_three_statements(ctx: AppContext) -> None:
@@ -89,6 +94,10 @@ def test_availability_sends_three_statements(ctx: AppContext) -> None:
         found = scheduling.availability(ctx, p, resident_id)
     assert found.times
     assert len(sent) == 3, sent
+    # Asked again: the facility's templates and stations are known under its stamp.
+    with statements(ctx.db) as again:
+        assert scheduling.availability(ctx, p, resident_id).times == found.times
+    assert len(again) == 2, again
 
 
 def test_an_authenticated_request_reads_its_caller_in_one_statement(

@@ -9,7 +9,9 @@ psycopg, `IN` lists sent as one array (`= ANY(...)`), so each statement is prepa
 list's length. Elsewhere (SQLite) it is `connection.execute`.
 
 Failures surface as SQLAlchemy's DBAPIError, as they would from `connection.execute`; a connection
-found dropped is invalidated, so the pool does not hand it out again."""
+found dropped is invalidated, so the pool does not hand it out again. Listeners of the engine's
+`before_cursor_execute` and `after_cursor_execute` events see these statements too (what they return is
+not used), but SQLAlchemy's own statement logging (`echo`) does not."""
 
 from __future__ import annotations
 
@@ -112,8 +114,13 @@ def rows(connection: sa.Connection, statement: sa.Executable, params: Mapping[st
     values = _parameters(plan, params)
     dbapi_connection: Any = connection.connection.dbapi_connection
     cursor = dbapi_connection.cursor()
+    dispatch = connection.dispatch
     try:
+        if dispatch.before_cursor_execute:
+            dispatch.before_cursor_execute(connection, cursor, plan.sql, values, None, False)
         cursor.execute(plan.sql, values)
+        if dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(connection, cursor, plan.sql, values, None, False)
         fetched = cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.nfields else []
     except connection.dialect.loaded_dbapi.Error as exc:
         dropped = connection.dialect.is_disconnect(exc, dbapi_connection, cursor)
