@@ -2,8 +2,8 @@
 
 For each execution SQLAlchemy spends about twice the CPU that psycopg does: it builds an execution
 context, checks the result's metadata, and asks psycopg for the columns' descriptions, which psycopg
-builds anew every time. A booking runs seven statements, and that work was most of the server's CPU for
-it. `rows()` keeps SQLAlchemy as the one place where the SQL is written and compiled (with its bind
+builds anew every time. A booking runs several statements, and that work was most of the server's CPU
+for it. `rows()` keeps SQLAlchemy as the one place where the SQL is written and compiled (with its bind
 and result processing: enums, aware datetimes, JSON) and, on PostgreSQL, runs the compiled text with
 psycopg, `IN` lists sent as one array (`= ANY(...)`), so each statement is prepared once whatever the
 list's length. Elsewhere (SQLite) it is `connection.execute`.
@@ -44,6 +44,7 @@ _plans: dict[int, _Plan | None] = {}
 not take apart). The statements are module constants or cached builders, so this stays small."""
 MAX_PLANS = 256
 """More plans than this means statements built anew per call: start over rather than grow."""
+_UNKNOWN = object()
 
 
 def _plan_of(statement: sa.Executable, dialect: sa.Dialect) -> _Plan | None:
@@ -93,10 +94,10 @@ def _parameters(plan: _Plan, params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _plan_for(statement: sa.Executable, dialect: sa.Dialect) -> _Plan | None:
     key = id(statement)
-    if key in _plans:
-        plan = _plans[key]
-        if plan is None or plan.statement is statement:
-            return plan
+    # One lookup, not `in` then `[]`: another thread may clear the dict in between.
+    plan = _plans.get(key, _UNKNOWN)
+    if plan is None or (isinstance(plan, _Plan) and plan.statement is statement):
+        return plan
     if len(_plans) >= MAX_PLANS:
         _plans.clear()
     plan = _plans[key] = _plan_of(statement, dialect)
