@@ -23,7 +23,7 @@ POSTGRES_OPTIONS = "-c plan_cache_mode=force_generic_plan"
 """psycopg prepares a statement on a connection once it has run five times there, and PostgreSQL then
 plans it again for every execution (a custom plan) unless it decides otherwise; for the booking's
 statements, all indexed lookups of a few rows, planning cost more than running them. A generic plan is
-made once per connection: 40% less database CPU per booking, measured (benchmarks/README.md)."""
+made once per connection: about 40% less CPU in PostgreSQL per booking, measured."""
 
 RECYCLE_SECONDS = 1800
 """Connections older than this are replaced, before a server or a firewall drops them for idling."""
