@@ -146,6 +146,14 @@ async def sees(side: End, colour: RGB) -> None:
     await side.peer.video.wait_until(lambda r: r.colour() is not None and near(r.colour(), colour), WAIT)
 
 
+async def join_both(visitor: End, resident: End) -> None:
+    """The visitor joins in red at 440 Hz, the resident in blue at 880 Hz, and each sees the other."""
+    await visitor.join(RED, 440.0)
+    await resident.join(BLUE, 880.0)
+    await sees(visitor, BLUE)
+    await sees(resident, RED)
+
+
 async def media_stops(side: End) -> None:
     """The side's incoming video ends or freezes: no new frame for a second and a half."""
     assert side.peer is not None
@@ -338,10 +346,7 @@ def test_termination_ends_both_sides_at_once_and_stores_why(live_ctx: AppContext
         resident = await open_side(server, c.resident_path)
         monitor = await open_side(server, c.monitor_path)
         try:
-            await visitor.join(RED, 440.0)
-            await resident.join(BLUE, 880.0)
-            await sees(visitor, BLUE)
-            await sees(resident, RED)
+            await join_both(visitor, resident)
             await monitor.wait_for("visits")
             await monitor.send(
                 {"type": "terminate", "visit_id": c.visit_id, "reason": "recording_device", "note": "a phone"}
@@ -394,10 +399,7 @@ def test_staff_cancelling_a_visit_in_progress_ends_it_for_both_sides_at_once(
         visitor = await open_side(server, c.visitor_path)
         resident = await open_side(server, c.resident_path)
         try:
-            await visitor.join(RED, 440.0)
-            await resident.join(BLUE, 880.0)
-            await sees(visitor, BLUE)
-            await sees(resident, RED)
+            await join_both(visitor, resident)
             cancel = urllib.request.Request(  # noqa: S310 - the test server, over http
                 f"{server.replace('ws://', 'http://')}/api/v1/visits/{c.visit_id}/cancel",
                 data=json.dumps({"reason": "security", "note": "search of the unit"}).encode(),
