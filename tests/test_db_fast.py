@@ -115,3 +115,28 @@ def test_a_failure_is_sqlalchemys_and_writes_nothing(ctx: AppContext) -> None:
         both()
     with ctx.db.read() as session:
         assert session.get(Visitor, first).first_name != "B"  # type: ignore[union-attr]
+
+
+def test_a_dropped_connection_retires_the_pool_as_sqlalchemy_does(ctx: AppContext, backend: str) -> None:
+    """The server went away (a restart): the first statement to find out fails as a disconnect, and the
+    pool hands out none of the other connections it held then, which are dead too."""
+    if backend != "postgresql":
+        return
+    engine = ctx.db.engine
+    one = sa.select(sa.literal(1))
+    with engine.connect() as first, engine.connect() as second:
+        pids = [c.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() for c in (first, second)]
+    assert isinstance(engine.pool, sa.pool.QueuePool) and engine.pool.checkedin() == 2
+    admin = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text("SELECT pg_terminate_backend(p) FROM unnest(CAST(:p AS int[])) AS p"), {"p": pids}
+        )
+        conn.commit()
+    admin.dispose()
+    with pytest.raises(sa.exc.DBAPIError) as failed, engine.connect() as connection:
+        fast.rows(connection, one, {})
+    assert failed.value.connection_invalidated
+    # Without the pool's invalidation the next checkout would hand out the other dead connection.
+    with engine.connect() as connection:
+        assert [tuple(r) for r in fast.rows(connection, one, {})] == [(1,)]

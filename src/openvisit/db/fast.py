@@ -9,7 +9,8 @@ psycopg, `IN` lists sent as one array (`= ANY(...)`), so each statement is prepa
 list's length. Elsewhere (SQLite) it is `connection.execute`.
 
 Failures surface as SQLAlchemy's DBAPIError, as they would from `connection.execute`; a connection
-found dropped is invalidated, so the pool does not hand it out again. Listeners of the engine's
+found dropped is invalidated with the rest of its pool, as SQLAlchemy does, so the pool hands out none
+of them again. Listeners of the engine's
 `before_cursor_execute` and `after_cursor_execute` events see these statements too (what they return is
 not used), but SQLAlchemy's own statement logging (`echo`) does not."""
 
@@ -126,6 +127,9 @@ def rows(connection: sa.Connection, statement: sa.Executable, params: Mapping[st
     except connection.dialect.loaded_dbapi.Error as exc:
         dropped = connection.dialect.is_disconnect(exc, dbapi_connection, cursor)
         if dropped:
+            # As SQLAlchemy does on a disconnect: the server went away, so every connection the pool
+            # holds is suspect, not only this one; they are replaced as they are next checked out.
+            connection.engine.pool._invalidate(connection.connection, exc)
             connection.invalidate(exc)
         raise sa.exc.DBAPIError.instance(
             plan.sql,

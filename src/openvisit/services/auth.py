@@ -14,6 +14,7 @@ import pyotp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from openvisit.db import fast
 from openvisit.db.models import (
     ApiToken,
     AuthSession,
@@ -370,7 +371,7 @@ _SESSION_SUBJECT = _subject_query(AuthSession).add_columns(
 )
 
 
-def _principal_of(ctx: AppContext, rows: Sequence[sa.Row[Any]], pending: bool) -> Principal | None:
+def _principal_of(ctx: AppContext, rows: Sequence[Any], pending: bool) -> Principal | None:
     """The Principal of a credential's rows (one per grant), or None when its subject may not act."""
     first = rows[0]
     if first.user_id is not None:
@@ -404,7 +405,7 @@ def _principal_of(ctx: AppContext, rows: Sequence[sa.Row[Any]], pending: bool) -
     return None
 
 
-def _subject_rows(ctx: AppContext, query: sa.Select[*tuple[Any, ...]], token: str) -> Sequence[sa.Row[Any]]:
+def _subject_rows(ctx: AppContext, query: sa.Select[*tuple[Any, ...]], token: str) -> Sequence[Any]:
     """The credential's rows, read in one round trip. This is the first statement of every
     authenticated request: when it finds the connection dropped (a database restart), the pool has
     been invalidated by then and one retry gets a fresh connection."""
@@ -412,7 +413,7 @@ def _subject_rows(ctx: AppContext, query: sa.Select[*tuple[Any, ...]], token: st
     for attempt in (1, 2):
         try:
             with ctx.db.query_connection() as connection:
-                return connection.execute(query, params).all()
+                return fast.rows(connection, query, params)
         except sa.exc.DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise
