@@ -96,6 +96,14 @@ def test_lists_of_any_length_and_statements_without_rows(ctx: AppContext) -> Non
             connection, sa.update(Visitor).where(Visitor.id == first).values(first_name="A"), {}
         )
         assert touched == []
+        # One parameter used twice is sent once; a percent sign in the text stays one.
+        twice = sa.bindparam("n", type_=sa.Integer)
+        assert _same(connection, sa.select(twice + twice, sa.literal_column("'100%'")), {"n": 4}) == [
+            (8, "100%")
+        ]
+        if connection.dialect.name == "postgresql":
+            plan = fast._plan_for(sa.select(twice + twice), connection.dialect)
+            assert plan is not None and "$1" in plan.sql and "$2" not in plan.sql and "%(" not in plan.sql
 
 
 def test_a_failure_is_sqlalchemys_and_writes_nothing(ctx: AppContext) -> None:

@@ -6,13 +6,14 @@ builds anew every time. A booking runs several statements, and that work was mos
 for it. `rows()` keeps SQLAlchemy as the one place where the SQL is written and compiled (with its bind
 and result processing: enums, aware datetimes, JSON) and, on PostgreSQL, runs the compiled text with
 psycopg, `IN` lists sent as one array (`= ANY(...)`), so each statement is prepared once whatever the
-list's length. Elsewhere (SQLite) it is `connection.execute`.
+list's length, and with PostgreSQL's own `$n` placeholders, so psycopg sends the text as it is.
+Elsewhere (SQLite) it is `connection.execute`.
 
 Failures surface as SQLAlchemy's DBAPIError, as they would from `connection.execute`; a connection
 found dropped is invalidated with the rest of its pool, as SQLAlchemy does, so the pool hands out none
-of them again. Listeners of the engine's
-`before_cursor_execute` and `after_cursor_execute` events see these statements too (what they return is
-not used), but SQLAlchemy's own statement logging (`echo`) does not."""
+of them again. Listeners of the engine's `before_cursor_execute` and `after_cursor_execute` events see
+these statements too (with `$n` placeholders and a list of parameters; what they return is not used),
+but SQLAlchemy's own statement logging (`echo`) does not."""
 
 from __future__ import annotations
 
@@ -23,18 +24,36 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg import RawCursor
 from sqlalchemy.sql.compiler import SQLCompiler
 
 _IN_LIST = re.compile(r"(NOT )?IN \(__\[POSTCOMPILE_(\w+)\]\)")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One parameter of the statement as sent, `$n`: where its value comes from."""
+
+    key: str
+    name: str
+    """The caller's name for it: the parameter's key, or failing that its name in the statement."""
+    default: Any
+    """The value when the caller gives none (a literal in the statement), or _REQUIRED."""
+    process: Callable[[Any], Any] | None
+    many: bool
+    """An IN list, sent as one array."""
 
 
 @dataclass(frozen=True)
 class _Plan:
     statement: sa.Executable
-    compiled: SQLCompiler
     sql: str
-    processors: Mapping[str, Callable[[Any], Any]]
-    lists: frozenset[str]
+    """With PostgreSQL's own `$n` placeholders, one per distinct parameter: psycopg sends it as it is.
+    (Given `%(name)s` placeholders, psycopg parses the text on every execution once it is longer than
+    4 KB or has more than 50 of them, as the booking's statements are.)"""
+    slots: tuple[_Slot, ...]
     make: Callable[[Iterable[Any]], tuple[Any, ...]]
     """Builds a named tuple of the result's columns."""
     results: tuple[Callable[[Any], Any] | None, ...]
@@ -54,6 +73,7 @@ def _plan_of(statement: sa.Executable, dialect: sa.Dialect) -> _Plan | None:
         not isinstance(compiled, SQLCompiler)
         or compiled.escaped_bind_names
         or compiled.literal_execute_params
+        or dialect.paramstyle != "pyformat"
     ):
         return None
     lists = frozenset(compiled.bind_names[p] for p in compiled.post_compile_params)
@@ -65,31 +85,62 @@ def _plan_of(statement: sa.Executable, dialect: sa.Dialect) -> _Plan | None:
         return f"<> ALL (%({name})s)" if match.group(1) else f"= ANY (%({name})s)"
 
     try:
-        sql = _IN_LIST.sub(as_array, compiled.string)
+        text = _IN_LIST.sub(as_array, compiled.string)
     except ValueError:
         return None
-    if "__[POSTCOMPILE_" in sql:
+    if "__[POSTCOMPILE_" in text:
         return None
+    order: list[str] = []
+
+    def numbered(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
+
+    sql = _PLACEHOLDER.sub(numbered, text)
+    processors: Mapping[str, Callable[[Any], Any]] = compiled._bind_processors  # type: ignore[assignment]
+    slots = []
+    for name in order:
+        bind = compiled.binds[name]
+        if bind.callable is not None:
+            return None
+        slots.append(
+            _Slot(
+                key=bind.key,
+                name=name,
+                default=_REQUIRED if bind.required else bind.value,
+                process=processors.get(name),
+                many=name in lists,
+            )
+        )
     names = [entry.keyname for entry in compiled._result_columns]
     results = tuple(entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns)
     return _Plan(
         statement=statement,
-        compiled=compiled,
         sql=sql,
-        processors=dict(compiled._bind_processors),  # type: ignore[arg-type]
-        lists=lists,
+        slots=tuple(slots),
         make=namedtuple("Row", names, rename=True)._make,  # type: ignore[attr-defined]
         results=results,
     )
 
 
-def _parameters(plan: _Plan, params: Mapping[str, Any]) -> dict[str, Any]:
-    values = dict(plan.compiled.construct_params(params, escape_names=False))
-    for name in plan.lists:
-        values[name] = list(values[name])
-    for name, process in plan.processors.items():
-        value = values[name]
-        values[name] = [process(v) for v in value] if name in plan.lists else process(value)
+def _parameters(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
+    values = []
+    for slot in plan.slots:
+        value = params.get(slot.key, _REQUIRED)
+        if value is _REQUIRED:
+            value = params.get(slot.name, slot.default)
+            if value is _REQUIRED:
+                raise sa.exc.InvalidRequestError(f"A value is required for bind parameter {slot.name!r}")
+        process = slot.process
+        if slot.many:
+            value = [process(v) for v in value] if process is not None else list(value)
+        elif process is not None:
+            value = process(value)
+        values.append(value)
     return values
 
 
@@ -115,7 +166,7 @@ def rows(connection: sa.Connection, statement: sa.Executable, params: Mapping[st
         return result.all() if result.returns_rows else []
     values = _parameters(plan, params)
     dbapi_connection: Any = connection.connection.dbapi_connection
-    cursor = dbapi_connection.cursor()
+    cursor = RawCursor(dbapi_connection)
     dispatch = connection.dispatch
     try:
         if dispatch.before_cursor_execute:
