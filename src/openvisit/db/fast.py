@@ -166,7 +166,7 @@ def rows(connection: sa.Connection, statement: sa.Executable, params: Mapping[st
         return result.all() if result.returns_rows else []
     values = _parameters(plan, params)
     dbapi_connection: Any = connection.connection.dbapi_connection
-    cursor = RawCursor(dbapi_connection)
+    cursor: Any = RawCursor(dbapi_connection)
     dispatch = connection.dispatch
     try:
         if dispatch.before_cursor_execute:
