@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
+from openvisit.db import fast
 from openvisit.db.models import AuditEntry
 from openvisit.domain.principal import SYSTEM
 from openvisit.services import audit
@@ -94,3 +97,66 @@ def test_concurrent_appends_keep_one_linear_chain(ctx: AppContext) -> None:
     result = audit.verify(ctx.db)
     assert result.ok, result.fault
     assert result.checked == 40
+
+
+_WRITTEN = sa.select(sa.bindparam("write", type_=sa.Integer).label("id")).where(
+    sa.bindparam("write", type_=sa.Integer) > 0
+)
+
+
+def _append_in_statement(ctx: AppContext, write: int, **said: Any) -> list[int]:
+    """One statement that 'writes' a row when `write` > 0 and chains its entry there (append_when),
+    as the booking's statement does; the ids it returns."""
+    written = _WRITTEN.cte("written")
+    statement = sa.select(written.c.id).add_cte(*audit.append_when(written))
+    entry = audit.new_link(SYSTEM, "test.in_statement", "thing", write, at=ctx.clock(), **said)
+    with ctx.db.write() as session:
+        found = fast.rows(session.connection(), statement, {"write": write, **audit.append_params(entry)})
+    return [r.id for r in found]
+
+
+def test_postgresql_chains_an_entry_in_the_statement_as_python_would(ctx: AppContext) -> None:
+    if not ctx.db.is_postgresql:
+        return
+    _append(ctx, 2)
+    tricky = {
+        "note": 'Иван — "брат" \\ 100% \u2028 tab\t',
+        "nested": {"z": [1, 2.5, None, True], "a": "ё"},
+    }
+    assert _append_in_statement(ctx, 7, before=tricky, after={"emoji": "👪"}, ip="203.0.113.9") == [7]
+    # Nothing written, nothing chained, and the head not moved.
+    assert _append_in_statement(ctx, 0, after=tricky) == []
+    _append(ctx, 1)
+    assert _append_in_statement(ctx, 8, facility_id=3) == [8]
+    result = audit.verify(ctx.db)
+    assert result.ok, result.fault
+    assert result.checked == 5 and result.head_seq == 5
+    with ctx.db.read() as session:
+        rows = session.execute(sa.select(AuditEntry).order_by(AuditEntry.seq)).scalars().all()
+    assert [(r.action, r.object_id) for r in rows] == [
+        ("test.event", "0"),
+        ("test.event", "1"),
+        ("test.in_statement", "7"),
+        ("test.event", "0"),
+        ("test.in_statement", "8"),
+    ]
+    assert rows[2].before == tricky
+
+
+def test_entries_chained_in_statements_and_at_commit_make_one_chain_under_load(ctx: AppContext) -> None:
+    if not ctx.db.is_postgresql:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def append(i: int) -> None:
+        if i % 2:
+            assert _append_in_statement(ctx, i, after={"i": i}) == [i]
+        else:
+            with ctx.db.write() as session:
+                audit.record(session, SYSTEM, "test.concurrent", "thing", i, at=ctx.clock())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(append, range(1, 81)))
+    result = audit.verify(ctx.db)
+    assert result.ok, result.fault
+    assert result.checked == 80

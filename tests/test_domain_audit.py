@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openvisit.domain.audit import GENESIS_HASH, ChainLink, entry_hash, verify_chain
+from openvisit.domain.audit import (
+    GENESIS_HASH,
+    ChainLink,
+    completed_encoding,
+    encoding_before_link,
+    entry_hash,
+    verify_chain,
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -146,6 +154,40 @@ def test_any_change_to_any_one_field_changes_the_hash(data: st.DataObject) -> No
     old = getattr(BASE, name)
     new = data.draw(FIELD_VALUES[name].filter(lambda v: v != old), label="value")
     assert entry_hash(dataclasses.replace(BASE, **{name: new})) != entry_hash(BASE)
+
+
+@given(data=st.data())
+def test_the_encoding_completed_after_the_head_is_the_whole_canonical_one(data: st.DataObject) -> None:
+    # A database completes encoding_before_link with the head's hash and seq (audit.append_when): the
+    # result must be the encoding of every field, keys sorted, whatever the entry says.
+    changes = {
+        name: data.draw(FIELD_VALUES[name], label=name)
+        for name in sorted(FIELD_VALUES)
+        if data.draw(st.booleans(), label=f"change {name}")
+    }
+    link = dataclasses.replace(BASE, **changes)
+    whole = json.dumps(
+        {
+            "seq": link.seq,
+            "at": link.at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor_kind": link.actor_kind,
+            "actor_id": link.actor_id,
+            "actor_label": link.actor_label,
+            "action": link.action,
+            "object_type": link.object_type,
+            "object_id": link.object_id,
+            "facility_id": link.facility_id,
+            "before": link.before,
+            "after": link.after,
+            "ip": link.ip,
+            "prev_hash": link.prev_hash,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    assert completed_encoding(encoding_before_link(link), link.prev_hash, link.seq) == whole
+    assert entry_hash(link) == hashlib.sha256(whole.encode("utf-8")).hexdigest()
 
 
 @given(before=payloads, after=payloads)

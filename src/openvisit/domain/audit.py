@@ -40,9 +40,18 @@ def _utc_iso(at: datetime) -> str:
 
 
 def entry_hash(link: ChainLink) -> str:
-    """SHA-256 of a canonical JSON encoding of the entry, previous hash included."""
+    """SHA-256 of a canonical JSON encoding of the entry (keys sorted, no spaces, UTF-8), previous hash
+    included."""
+    return hashlib.sha256(
+        completed_encoding(encoding_before_link(link), link.prev_hash, link.seq).encode("utf-8")
+    ).hexdigest()
+
+
+def encoding_before_link(link: ChainLink) -> str:
+    """The entry's canonical encoding up to the two keys that link it into the chain, which sort last:
+    `prev_hash` and `seq`. What the entry says is fixed before the chain's head is known; a database can
+    complete the encoding and hash it while it holds the head (see completed_encoding)."""
     body = {
-        "seq": link.seq,
         "at": _utc_iso(link.at),
         "actor_kind": link.actor_kind,
         "actor_id": link.actor_id,
@@ -54,10 +63,15 @@ def entry_hash(link: ChainLink) -> str:
         "before": link.before,
         "after": link.after,
         "ip": link.ip,
-        "prev_hash": link.prev_hash,
     }
     encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    return encoded[:-1]
+
+
+def completed_encoding(before_link: str, prev_hash: str, seq: int) -> str:
+    """The whole canonical encoding: `before_link` (from encoding_before_link), then `prev_hash` (hex
+    digits, nothing to escape) and `seq`, the keys that sort after every other."""
+    return f'{before_link},"prev_hash":"{prev_hash}","seq":{seq}}}'
 
 
 @dataclass(frozen=True)

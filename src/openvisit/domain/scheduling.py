@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import accumulate
 from typing import Self, SupportsIndex, overload
 from zoneinfo import ZoneInfo
@@ -127,6 +127,14 @@ class Template:
     bookable_by: BookableBy = BookableBy.PUBLIC
     unit_ids: frozenset[int] = field(default_factory=frozenset)
 
+    @cached_property
+    def _hash(self) -> int:
+        return hash(tuple(getattr(self, f.name) for f in fields(self)))
+
+    def __hash__(self) -> int:
+        # By value, as the dataclass would, but once: a template's slots are cached by it on every booking.
+        return self._hash
+
     def runs_on(self, day: date) -> bool:
         """True when the template has sessions on `day` (weekday, validity, every N weeks)."""
         if day.weekday() != self.weekday or day < self.valid_from:
@@ -206,6 +214,12 @@ def _day_slots(template: Template, day: date, zone: ZoneInfo) -> tuple[Slot, ...
     return tuple(slots)
 
 
+@lru_cache(maxsize=16_384)
+def _slots_by_start(template: Template, day: date, zone: ZoneInfo) -> dict[datetime, Slot]:
+    """_day_slots by their start (shared: not to be changed)."""
+    return {slot.starts_at: slot for slot in _day_slots(template, day, zone)}
+
+
 def generate_slots(templates: Iterable[Template], zone: ZoneInfo, first: date, last: date) -> list[Slot]:
     """Every slot of the templates on the local days first..last, in time order."""
     templates = list(templates)
@@ -228,13 +242,7 @@ def find_slots(templates: Iterable[Template], zone: ZoneInfo, starts_at: datetim
     """Every template slot that begins exactly at `starts_at` (templates of several station groups may
     offer one start), in the order generate_slots lists them; an error when there is none."""
     day = starts_at.astimezone(zone).date()
-    found = [
-        slot
-        for template in templates
-        if template.runs_on(day)
-        for slot in _day_slots(template, day, zone)
-        if slot.starts_at == starts_at
-    ]
+    found = [slot for template in templates if (slot := _slots_by_start(template, day, zone).get(starts_at))]
     if not found:
         raise InvalidInput(
             "visit.outside_template",

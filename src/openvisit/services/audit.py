@@ -10,12 +10,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import LateralFromClause
 
 from openvisit.db import fast
 from openvisit.db.database import Database, before_commit
 from openvisit.db.models import AuditEntry, AuditHead
-from openvisit.domain.audit import GENESIS_HASH, ChainFault, ChainLink, entry_hash, verify_chain
+from openvisit.domain.audit import (
+    GENESIS_HASH,
+    ChainFault,
+    ChainLink,
+    encoding_before_link,
+    entry_hash,
+    verify_chain,
+)
 from openvisit.domain.enums import ActorKind
 from openvisit.domain.principal import Principal
 
@@ -41,21 +47,37 @@ def _jsonable(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
 _PENDING = "openvisit.tx.audit_pending"
 
 _LOCK_HEAD = sa.select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-_HEAD_LOCKED = "openvisit.tx.audit_head_locked"
 
 
-def lock_head_lateral() -> LateralFromClause:
-    """The head, locked, as a LATERAL subquery (columns seq and hash) for the last statement of a use
-    case before COMMIT to join: the head is then locked a round trip earlier than the append would lock
-    it, and the append does not ask for it again (give it to head_locked). LATERAL, so that it locks
-    only when the statement has a row to join it to."""
-    return _LOCK_HEAD.lateral("audit_head_locked")
-
-
-def head_locked(session: Session, seq: int, hash_: str) -> None:
-    """The head as the caller's transaction read it with its lock (from lock_head_cte): the lock is held
-    until COMMIT, so the append starts from it without another statement."""
-    session.info[_HEAD_LOCKED] = (seq, hash_)
+def new_link(
+    actor: Principal,
+    action: str,
+    object_type: str,
+    object_id: int | str | None,
+    *,
+    at: datetime,
+    facility_id: int | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    ip: str | None = None,
+) -> ChainLink:
+    """What an entry says, before it is chained (seq 0, no previous hash yet)."""
+    actor_id = actor.user_id if actor.user_id is not None else actor.resident_id
+    return ChainLink(
+        seq=0,
+        at=at,
+        actor_kind=actor.kind.value,
+        actor_id=actor_id,
+        actor_label=actor.label,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        facility_id=facility_id,
+        before=_jsonable(before),
+        after=_jsonable(after),
+        ip=ip,
+        prev_hash="",
+    )
 
 
 def record(
@@ -75,22 +97,22 @@ def record(
     before that transaction commits, so that the chain's head stays locked only while it commits.
 
     What the entry says is fixed now; an entry of a transaction that rolls back is never written."""
-    actor_id = actor.user_id if actor.user_id is not None else actor.resident_id
-    entry = ChainLink(
-        seq=0,
+    entry = new_link(
+        actor,
+        action,
+        object_type,
+        object_id,
         at=at,
-        actor_kind=actor.kind.value,
-        actor_id=actor_id,
-        actor_label=actor.label,
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
         facility_id=facility_id,
-        before=_jsonable(before),
-        after=_jsonable(after),
+        before=before,
+        after=after,
         ip=ip,
-        prev_hash="",
     )
+    record_link(session, entry)
+
+
+def record_link(session: Session, entry: ChainLink) -> None:
+    """record(), for an entry made with new_link."""
     pending: list[ChainLink] = session.info.setdefault(_PENDING, [])
     pending.append(entry)
     before_commit(session, _append_pending)
@@ -103,8 +125,7 @@ def _append_pending(session: Session) -> None:
     if not pending:
         return
     connection = session.connection()
-    locked: tuple[int, str] | None = session.info.pop(_HEAD_LOCKED, None)
-    head = locked if locked is not None else connection.execute(_LOCK_HEAD).one_or_none()
+    head = connection.execute(_LOCK_HEAD).one_or_none()
     if head is None:
         # The migration creates the head; a database made from the models alone may lack it.
         connection.execute(sa.insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH))
@@ -174,6 +195,57 @@ _APPEND_ONE = _MOVE_HEAD.add_cte(
 )
 """One entry and the head, in one statement (PostgreSQL). Statements are built once, at import: a
 multi-row VALUES cannot be cached by SQLAlchemy and would be compiled again on every append."""
+
+
+def append_params(entry: ChainLink) -> dict[str, Any]:
+    """The parameters of the entry that append_when's statements write (`a_*`)."""
+    params = {f"a_{c}": getattr(entry, c) for c in _COLUMNS if c not in ("seq", "prev_hash", "hash")}
+    params["a_actor_kind"] = ActorKind(entry.actor_kind)
+    params["a_encoding"] = encoding_before_link(entry)
+    return params
+
+
+def append_when(written: sa.CTE) -> tuple[sa.CTE, ...]:
+    """PostgreSQL: one entry (append_params) chained in the very statement that writes what it records,
+    if `written` has a row: to add to that statement with add_cte, as the use case's last statement
+    before COMMIT. The head is locked, the entry inserted with its hash computed there (its encoding
+    completed with the head's hash and next seq, as entry_hash completes it), and the head moved: the
+    head stays locked for that statement and the COMMIT, with no round trip to the server between."""
+    head = (
+        sa.select(AuditHead.seq, AuditHead.hash)
+        .where(AuditHead.id == 1, sa.exists(written.select()))
+        .with_for_update()
+        .cte("audit_head_locked")
+    )
+    seq = head.c.seq + 1
+    encoding = (
+        sa.bindparam("a_encoding", type_=sa.Text)
+        + sa.literal_column("'," + '"prev_hash":"' + "'", sa.Text)
+        + head.c.hash
+        + sa.literal_column("'" + '","seq":' + "'", sa.Text)
+        + sa.cast(seq, sa.Text)
+        + sa.literal_column("'}'", sa.Text)
+    )
+    digest = sa.func.encode(sa.func.sha256(sa.func.convert_to(encoding, sa.literal_column("'UTF8'"))), "hex")
+    said = [c for c in _COLUMNS if c not in ("seq", "prev_hash", "hash")]
+    appended = (
+        _TABLE.insert()
+        .from_select(
+            ["seq", *said, "prev_hash", "hash"],
+            sa.select(
+                seq, *(sa.bindparam(f"a_{c}", type_=_TABLE.c[c].type) for c in said), head.c.hash, digest
+            ),
+        )
+        .returning(_TABLE.c.seq, _TABLE.c.hash)
+        .cte("audit_appended")
+    )
+    moved = (
+        sa.update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=appended.c.seq, hash=appended.c.hash)
+        .cte("audit_head_moved")
+    )
+    return head, appended, moved
 
 
 def _as_link(e: AuditEntry) -> ChainLink:

@@ -49,6 +49,7 @@ from openvisit.db.models import (
     session_template_unit,
 )
 from openvisit.domain import scheduling as rules_
+from openvisit.domain.audit import ChainLink
 from openvisit.domain.enums import (
     ACTIVE_VISIT_STATUSES,
     BlockKind,
@@ -1355,19 +1356,19 @@ def _book_in(
             "replaces_visit_id": replaces,
         }
         if resident.next_visit_id is not None:
-            payload = outbox.visit_payload(Visit(id=resident.next_visit_id, **values), rules.timezone)
+            planned = Visit(id=resident.next_visit_id, reason=None, outcome=None, **values)
             params = {f"v_{k}": v for k, v in values.items()}
             params["v_id"] = resident.next_visit_id
             params.update(_party_params(party_rows))
-            params.update(_message_params(recipients, template, payload, now))
+            params.update(
+                _message_params(recipients, template, outbox.visit_payload(planned, rules.timezone), now)
+            )
+            params.update(audit.append_params(_booking_link(p, planned, req.hold, now, meta)))
+            # The transaction's last statement before COMMIT: the visit, its party, its messages and
+            # its audit entry, chained there.
             statement = _booking_statement(len(party_rows), len(recipients))
             written = fast.one_or_none(connection, statement, params)
-            visit_id = None
-            if written is not None:
-                visit_id = written.id
-                # This is the transaction's last statement before the audit append and COMMIT: it
-                # locked the audit chain's head too, so the append need not ask for it again.
-                audit.head_locked(session, written.seq, written.hash)
+            visit_id = written.id if written is not None else None
         else:
             visit_id = _insert_visit(connection, values)
         if visit_id is not None:
@@ -1384,8 +1385,10 @@ def _book_in(
             world.busy_by_station[placement.booth.id].append(taken)
     if visit_id is None or placement is None:
         raise _conflict("visit.slot_taken")
-    visit = Visit(id=visit_id, reason=None, outcome=None, **values)
-    if resident.next_visit_id is None:
+    if resident.next_visit_id is not None:
+        visit = planned
+    else:
+        visit = Visit(id=visit_id, reason=None, outcome=None, **values)
         connection.execute(
             _INSERT_PARTICIPANT,
             [
@@ -1414,17 +1417,7 @@ def _book_in(
                     for channel, user_id, resident_id, address, language in recipients
                 ],
             )
-    audit.record(
-        session,
-        p,
-        "visit.held" if req.hold else "visit.booked",
-        "visit",
-        visit_id,
-        at=now,
-        facility_id=facility_id,
-        after=_visit_state(visit),
-        ip=meta.ip,
-    )
+        audit.record_link(session, _booking_link(p, visit, req.hold, now, meta))
     booth_code = placement.booth.code if placement.booth else None
     return BookedVisit(visit, placement.station.code, booth_code, rules.timezone)
 
@@ -1481,9 +1474,9 @@ def _message_params(
 @functools.lru_cache(maxsize=32)
 def _booking_statement(participants: int, messages: int) -> sa.Select[*tuple[Any, ...]]:
     """PostgreSQL: the visit (with its id given, refused without error when an exclusion constraint
-    finds its time taken), its party and its messages in one statement, which returns the visit's id
-    with the audit chain's head, locked, or nothing when it was refused (the party and the messages are
-    then not written either). Built once per size of party; parameters v_*, p_*_i, m_*_i and m_*."""
+    finds its time taken), its party, its messages and its audit entry (audit.append_when) in one
+    statement, which returns the visit's id, or nothing when it was refused (nothing else is written
+    then either). Built once per size of party; parameters v_*, p_*_i, m_*_i, m_* and a_*."""
     visits = Visit.metadata.tables["visit"]
     row: dict[str, Any] = {c: sa.bindparam(f"v_{c}", type_=visits.c[c].type) for c in _VISIT_COLUMNS}
     # An INSERT inside a WITH does not get the columns' Python defaults: give them.
@@ -1494,8 +1487,7 @@ def _booking_statement(participants: int, messages: int) -> sa.Select[*tuple[Any
     booked = (
         postgresql.insert(visits).values(row).on_conflict_do_nothing().returning(visits.c.id).cte("booked")
     )
-    head = audit.lock_head_lateral()
-    statement = sa.select(booked.c.id, head.c.seq, head.c.hash).select_from(booked).join(head, sa.true())
+    statement = sa.select(booked.c.id).add_cte(*audit.append_when(booked))
     party = VisitParticipant.metadata.tables["visit_participant"]
     for i in range(participants):
         chosen = sa.select(
@@ -1535,6 +1527,20 @@ _CONFLICT_MESSAGES: dict[str, str] = {
     "visit.blocked": N_("Visits are suspended at this time. Please choose another time."),
     "visit.no_booth": N_("No booth is free at this link center at this time."),
 }
+
+
+def _booking_link(p: Principal, visit: Visit, hold: bool, now: datetime, meta: RequestMeta) -> ChainLink:
+    """The audit entry of a new booking or hold."""
+    return audit.new_link(
+        p,
+        "visit.held" if hold else "visit.booked",
+        "visit",
+        visit.id,
+        at=now,
+        facility_id=visit.facility_id,
+        after=_visit_state(visit),
+        ip=meta.ip,
+    )
 
 
 def _conflict(code: str) -> Conflict:
