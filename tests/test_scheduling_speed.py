@@ -113,6 +113,45 @@ def test_an_authenticated_request_reads_its_caller_in_one_statement(
     assert len(sent) == 1, sent
 
 
+def test_a_booking_over_http_finds_its_caller_in_its_own_transaction(
+    ctx: AppContext, client: TestClient, backend: str
+) -> None:
+    resident_id, email, _ = _booking_world(ctx)
+    token = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    body = {"resident_id": resident_id, "starts_at": WEDNESDAY_NINE.isoformat()}
+    checkouts: list[object] = []
+
+    def checked_out(*_: object) -> None:
+        checkouts.append(_)
+
+    event.listen(ctx.db.engine, "checkout", checked_out)
+    try:
+        with statements(ctx.db) as sent:
+            booked = client.post("/api/v1/visits", json=body, headers=headers)
+    finally:
+        event.remove(ctx.db.engine, "checkout", checked_out)
+    assert booked.status_code == 201, booked.text
+    # One pooled connection for the whole request: the token's row is the booking's first statement.
+    assert len(checkouts) == 1
+    assert len(sent) <= BOOKING_STATEMENTS[backend] + 1, sent
+    assert "api_token" in sent[0]
+
+
+def test_a_booking_survives_a_dropped_connection(ctx: AppContext, client: TestClient, backend: str) -> None:
+    if backend != "postgresql":
+        return
+    resident_id, email, _ = _booking_world(ctx)
+    token = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    _drop_all_connections(ctx)
+    body = {"resident_id": resident_id, "starts_at": WEDNESDAY_NINE.isoformat()}
+    booked = client.post("/api/v1/visits", json=body, headers=headers)
+    assert booked.status_code == 201, booked.text
+    assert audit.verify(ctx.db).ok
+
+
 def test_a_revoked_token_is_refused_at_once(ctx: AppContext, client: TestClient) -> None:
     _, email, _ = _booking_world(ctx)
     token = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD}).json()
@@ -162,16 +201,7 @@ def test_a_connection_dropped_by_the_server_is_replaced(ctx: AppContext, backend
     assert auth.principal_from_api_token(ctx, token) is not None
 
     def drop_all_connections() -> None:
-        admin = create_db_engine(ctx.settings.database_url, poolclass=sa.pool.NullPool)
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
-            conn.commit()
-        admin.dispose()
+        _drop_all_connections(ctx)
 
     # Dropped while in the pool and in steady use (no idle ping): the first statement of the next
     # request, the principal's, finds it dead and is tried again on a fresh connection.
@@ -189,3 +219,17 @@ def test_a_connection_dropped_by_the_server_is_replaced(ctx: AppContext, backend
             assert s.execute(sa.text("SELECT 2")).scalar() == 2
     finally:
         pinged.dispose()
+
+
+def _drop_all_connections(ctx: AppContext) -> None:
+    """What a database restart does to the pool: every connection to the test's database is cut."""
+    admin = create_db_engine(ctx.settings.database_url, poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        conn.commit()
+    admin.dispose()

@@ -442,12 +442,19 @@ def principal_from_session(ctx: AppContext, token: str) -> Principal | None:
     return principal
 
 
-def principal_from_api_token(ctx: AppContext, token: str) -> Principal | None:
-    """The Principal behind a bearer token, or None when it is unknown, revoked or expired."""
+def principal_from_api_token(
+    ctx: AppContext, token: str, *, connection: sa.Connection | None = None
+) -> Principal | None:
+    """The Principal behind a bearer token, or None when it is unknown, revoked or expired. Read on
+    `connection` when given (the first statement of a use case's own transaction, which then needs no
+    connection of its own: see scheduling.book_visit), else on a pooled connection of its own."""
     if not token or len(token) > 200:
         return None
     now = ctx.clock()
-    rows = _subject_rows(ctx, _TOKEN_SUBJECT, token)
+    if connection is None:
+        rows = _subject_rows(ctx, _TOKEN_SUBJECT, token)
+    else:
+        rows = fast.rows(connection, _TOKEN_SUBJECT, {"digest": token_digest(token)})
     if not rows or rows[0].revoked_at is not None or rows[0].expires_at <= now:
         return None
     return _principal_of(ctx, rows, False)

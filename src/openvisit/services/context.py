@@ -6,10 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from openvisit.db.database import Database
+from openvisit.domain.principal import Principal
 from openvisit.settings import Settings
 
 Clock = Callable[[], datetime]
+
+Caller = Principal | Callable[[sa.Connection], Principal]
+"""Who runs a use case: the Principal, or how to find them on the use case's own connection, as the
+first statement of its transaction (the web layer's `active_caller`)."""
 
 
 def utc_now() -> datetime:

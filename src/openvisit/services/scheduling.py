@@ -77,7 +77,7 @@ from openvisit.services.access import (
     access_visit_by_id,
     require_role,
 )
-from openvisit.services.context import AppContext, RequestMeta
+from openvisit.services.context import AppContext, Caller, RequestMeta
 
 SCHEDULING_ROLES = (Role.SCHEDULER, Role.FACILITY_ADMIN)
 BOOKING_STAFF_ROLES = (Role.SCHEDULER, Role.FACILITY_ADMIN, Role.VETTING_CLERK)
@@ -1591,11 +1591,24 @@ def _priority_rebooking(
     return failed
 
 
-def book_visit(ctx: AppContext, p: Principal, req: BookingRequest, meta: RequestMeta) -> BookedVisit:
-    """Book (or hold) a visit at a template time, choosing the station; every rule, one transaction."""
+def book_visit(ctx: AppContext, p: Caller, req: BookingRequest, meta: RequestMeta) -> BookedVisit:
+    """Book (or hold) a visit at a template time, choosing the station; every rule, one transaction.
+
+    When the caller is found on the booking's connection and that first statement finds the connection
+    dropped (the database restarted), the booking is tried once more on a fresh one: nothing was sent
+    before it."""
     now = ctx.clock()
-    with ctx.db.write() as session:
-        return _book_in(ctx, session, p, req, now, meta)
+    for attempt in (1, 2):
+        found = isinstance(p, Principal)
+        try:
+            with ctx.db.write() as session:
+                caller = p if isinstance(p, Principal) else p(_conn(session))
+                found = True
+                return _book_in(ctx, session, caller, req, now, meta)
+        except sa.exc.DBAPIError as exc:
+            if found or attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def confirm_hold(ctx: AppContext, p: Principal, visit_id: int, meta: RequestMeta) -> Visit:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from openvisit.domain.enums import BlockKind, BookableBy, ResidentStatus, VisitKind, VisitMode
 from openvisit.domain.principal import Principal
 from openvisit.services import scheduling
-from openvisit.services.context import AppContext, RequestMeta
+from openvisit.services.context import AppContext, Caller, RequestMeta
 from openvisit.services.scheduling import (
     Availability,
     BookedVisit,
@@ -24,6 +24,7 @@ from openvisit.web.deps import (
     IdPath,
     IdQuery,
     MetaDep,
+    active_caller,
     active_principal,
     live_rooms_of,
     off_loop,
@@ -154,10 +155,10 @@ async def book(body: BookingCreate, http: Request) -> Response:
     without FastAPI's layers: the caller found and the visit booked in one hop off the event loop."""
     ctx = ctx_of(http)
     meta = request_meta(http)
-    return await off_loop(lambda: _create_visit(body, ctx, active_principal(http, ctx), meta))
+    return await off_loop(lambda: _create_visit(body, ctx, active_caller(http, ctx), meta))
 
 
-def _create_visit(body: BookingCreate, ctx: AppContext, principal: Principal, meta: RequestMeta) -> Response:
+def _create_visit(body: BookingCreate, ctx: AppContext, caller: Caller, meta: RequestMeta) -> Response:
     request = BookingRequest(
         resident_id=body.resident_id,
         starts_at=body.starts_at,
@@ -171,7 +172,7 @@ def _create_visit(body: BookingCreate, ctx: AppContext, principal: Principal, me
         notes=body.notes,
         rebooks_visit_id=body.rebooks_visit_id,
     )
-    booked = _booked(scheduling.book_visit(ctx, principal, request, meta))
+    booked = _booked(scheduling.book_visit(ctx, caller, request, meta))
     # Serialised here, once: the model was just built and checked, FastAPI need not validate it again.
     return Response(booked.model_dump_json(), status_code=201, media_type="application/json")
 
