@@ -101,6 +101,11 @@ def test_lists_of_any_length_and_statements_without_rows(ctx: AppContext) -> Non
         assert _same(connection, sa.select(twice + twice, sa.literal_column("'100%'")), {"n": 4}) == [
             (8, "100%")
         ]
+        # A named parameter with a value is the caller's to change; literals of the statement are not.
+        optional = sa.bindparam("optional", value=5, type_=sa.Integer)
+        given = sa.select(optional, sa.literal(2).in_([1, 2]), sa.literal(VisitStatus.APPROVED))
+        assert _same(connection, given, {}) == [(5, True, VisitStatus.APPROVED)]
+        assert _same(connection, given, {"optional": 6}) == [(6, True, VisitStatus.APPROVED)]
         if connection.dialect.name == "postgresql":
             plan = fast._plan_for(sa.select(twice + twice), connection.dialect)
             assert plan is not None and "$1" in plan.sql and "$2" not in plan.sql and "%(" not in plan.sql

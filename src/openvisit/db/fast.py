@@ -34,13 +34,15 @@ _REQUIRED = object()
 
 @dataclass(frozen=True)
 class _Slot:
-    """One parameter of the statement as sent, `$n`: where its value comes from."""
+    """One parameter of the statement as sent, `$n`, that the caller gives."""
 
+    index: int
+    """n - 1."""
     key: str
     name: str
     """The caller's name for it: the parameter's key, or failing that its name in the statement."""
     default: Any
-    """The value when the caller gives none (a literal in the statement), or _REQUIRED."""
+    """The value when the caller gives none, or _REQUIRED."""
     process: Callable[[Any], Any] | None
     many: bool
     """An IN list, sent as one array."""
@@ -53,10 +55,14 @@ class _Plan:
     """With PostgreSQL's own `$n` placeholders, one per distinct parameter: psycopg sends it as it is.
     (Given `%(name)s` placeholders, psycopg parses the text on every execution once it is longer than
     4 KB or has more than 50 of them, as the booking's statements are.)"""
+    constants: tuple[Any, ...]
+    """Every parameter's value as sent, where the statement fixes it (a literal, the statuses of an
+    IN list written in the query), processed once; None where the caller gives it."""
     slots: tuple[_Slot, ...]
     make: Callable[[Iterable[Any]], tuple[Any, ...]]
     """Builds a named tuple of the result's columns."""
-    results: tuple[Callable[[Any], Any] | None, ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """The result's columns that SQLAlchemy processes (enums, JSON), with their processor."""
 
 
 _plans: dict[int, _Plan | None] = {}
@@ -102,25 +108,44 @@ def _plan_of(statement: sa.Executable, dialect: sa.Dialect) -> _Plan | None:
 
     sql = _PLACEHOLDER.sub(numbered, text)
     processors: Mapping[str, Callable[[Any], Any]] = compiled._bind_processors  # type: ignore[assignment]
-    slots = []
-    for name in order:
+    constants: list[Any] = []
+    slots: list[_Slot] = []
+    for index, name in enumerate(order):
         bind = compiled.binds[name]
         if bind.callable is not None:
             return None
+        process = processors.get(name)
+        many = name in lists
+        if bind.unique and not bind.required:
+            # An anonymous parameter with its value: a literal of the statement, not the caller's.
+            value: Any = bind.value
+            if many:
+                value = [process(v) for v in value] if process is not None else list(value)
+            elif process is not None:
+                value = process(value)
+            constants.append(value)
+            continue
+        constants.append(None)
         slots.append(
             _Slot(
+                index=index,
                 key=bind.key,
                 name=name,
                 default=_REQUIRED if bind.required else bind.value,
-                process=processors.get(name),
-                many=name in lists,
+                process=process,
+                many=many,
             )
         )
     names = [entry.keyname for entry in compiled._result_columns]
-    results = tuple(entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns)
+    results = tuple(
+        (i, processor)
+        for i, entry in enumerate(compiled._result_columns)
+        if (processor := entry.type._cached_result_processor(dialect, None)) is not None
+    )
     return _Plan(
         statement=statement,
         sql=sql,
+        constants=tuple(constants),
         slots=tuple(slots),
         make=namedtuple("Row", names, rename=True)._make,  # type: ignore[attr-defined]
         results=results,
@@ -128,7 +153,7 @@ def _plan_of(statement: sa.Executable, dialect: sa.Dialect) -> _Plan | None:
 
 
 def _parameters(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
-    values = []
+    values = list(plan.constants)
     for slot in plan.slots:
         value = params.get(slot.key, _REQUIRED)
         if value is _REQUIRED:
@@ -140,7 +165,7 @@ def _parameters(plan: _Plan, params: Mapping[str, Any]) -> list[Any]:
             value = [process(v) for v in value] if process is not None else list(value)
         elif process is not None:
             value = process(value)
-        values.append(value)
+        values[slot.index] = value
     return values
 
 
@@ -193,10 +218,15 @@ def rows(connection: sa.Connection, statement: sa.Executable, params: Mapping[st
     finally:
         cursor.close()
     make = plan.make
-    if not any(plan.results):
+    if not plan.results:
         return [make(r) for r in fetched]
-    results = plan.results
-    return [make([p(v) if p is not None else v for p, v in zip(results, r, strict=True)]) for r in fetched]
+    made = []
+    for r in fetched:
+        row = list(r)
+        for i, process in plan.results:
+            row[i] = process(row[i])
+        made.append(make(row))
+    return made
 
 
 def one_or_none(connection: sa.Connection, statement: sa.Executable, params: Mapping[str, Any]) -> Any:
