@@ -23,8 +23,8 @@ goes through the real code:
 
 Every booking measured is one that must succeed (a different resident at a free time). The facility's
 allowance is 8 visits a week, so that the generated load never runs into it. For scale: a booking sends
-6 SQL statements on PostgreSQL (10 on SQLite), an availability 3, and the bearer token of any request 1
-(tests/test_scheduling_speed.py holds them to it). `python -m
+at most 5 SQL statements on PostgreSQL (10 on SQLite), an availability 3, and the bearer token of any
+request 1 (tests/test_scheduling_speed.py holds them to it). `python -m
 benchmarks.scheduling --quick` runs a small version and prints one JSON line at the end.
 """
 
