@@ -13,7 +13,10 @@ goes through the real code:
 - HTTP bookings/s: POST /api/v1/visits with bearer tokens against `uvicorn` (one worker, a process of its
   own), from concurrent keep-alive clients in a third process (a minimal HTTP/1.1 client on asyncio
   streams, so that the load generator takes little of the machine: its CPU per request is printed beside
-  the server's); p50 and p95 as the clients see them, and the server process's CPU per booking.
+  the server's); p50 and p95 as the clients see them, and the server process's CPU per booking. Before
+  they are measured, a few hundred other bookings warm the server up (its caches of template slots and
+  statements, the database's prepared statements on each pooled connection), as a server that has been
+  running has them: a booking window opens on a running server.
 - HTTP GET /api/v1/me/s: the same server and clients asking only who they are (the bearer token
   checked, nothing else): the most any authenticated request gets on this machine, for comparison.
 - contention: that many visitors of one unit POST the same time at once, when one kiosk is left: one must
@@ -117,6 +120,8 @@ class Size:
     availability_calls: int
     service_bookings: int
     http_bookings: int
+    http_warmup: int
+    """Bookings over HTTP before the measured ones, not counted: a server that has been running."""
     http_clients: int
     contenders: int
 
@@ -144,6 +149,7 @@ FULL = Size(
     availability_calls=300,
     service_bookings=800,
     http_bookings=1_200,
+    http_warmup=200,
     http_clients=16,
     contenders=100,
 )
@@ -155,6 +161,7 @@ QUICK = Size(
     availability_calls=40,
     service_bookings=100,
     http_bookings=200,
+    http_warmup=50,
     http_clients=8,
     contenders=50,
 )
@@ -674,7 +681,8 @@ def measure_backend(db: Database, engine: str, size: Size, say: Any) -> dict[str
     todo = free_bookings(f, size)
     service_todo = todo[: size.service_bookings]
     http_todo = todo[size.service_bookings : size.service_bookings + size.http_bookings]
-    if len(http_todo) < size.http_bookings:
+    warmup_todo = todo[size.service_bookings + size.http_bookings :][: size.http_warmup]
+    if len(http_todo) < size.http_bookings or len(warmup_todo) < size.http_warmup:
         raise RuntimeError("the generated facility has too few free times for the bookings asked for")
 
     say(f"  {engine}: availability, {size.availability_calls} calls")
@@ -685,6 +693,8 @@ def measure_backend(db: Database, engine: str, size: Size, say: Any) -> dict[str
     with http_server(url) as server:
         say(f"  {engine}: {size.http_bookings} GET /api/v1/me from {size.http_clients} clients")
         floor = measure_http_floor(server, f, size)
+        say(f"  {engine}: {len(warmup_todo)} bookings over HTTP to warm up, not counted")
+        measure_http_bookings(server, f, warmup_todo, size.http_clients)
         say(f"  {engine}: {len(http_todo)} bookings over HTTP from {size.http_clients} clients")
         server.cpu_used = 0.0
         http = measure_http_bookings(server, f, http_todo, size.http_clients)
