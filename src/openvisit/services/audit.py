@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -49,6 +49,15 @@ _PENDING = "openvisit.tx.audit_pending"
 _LOCK_HEAD = sa.select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 
 
+class Facts(TypedDict, total=False):
+    """What an entry may say besides who did what to which object, and when."""
+
+    facility_id: int | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    ip: str | None
+
+
 def new_link(
     actor: Principal,
     action: str,
@@ -56,10 +65,7 @@ def new_link(
     object_id: int | str | None,
     *,
     at: datetime,
-    facility_id: int | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    ip: str | None = None,
+    **facts: Unpack[Facts],
 ) -> ChainLink:
     """What an entry says, before it is chained (seq 0, no previous hash yet)."""
     actor_id = actor.user_id if actor.user_id is not None else actor.resident_id
@@ -72,10 +78,10 @@ def new_link(
         action=action,
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
-        facility_id=facility_id,
-        before=_jsonable(before),
-        after=_jsonable(after),
-        ip=ip,
+        facility_id=facts.get("facility_id"),
+        before=_jsonable(facts.get("before")),
+        after=_jsonable(facts.get("after")),
+        ip=facts.get("ip"),
         prev_hash="",
     )
 
@@ -88,27 +94,13 @@ def record(
     object_id: int | str | None,
     *,
     at: datetime,
-    facility_id: int | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    ip: str | None = None,
+    **facts: Unpack[Facts],
 ) -> None:
     """Add one entry to the caller's transaction; it is chained (seq, prev_hash, hash) as the last step
     before that transaction commits, so that the chain's head stays locked only while it commits.
 
     What the entry says is fixed now; an entry of a transaction that rolls back is never written."""
-    entry = new_link(
-        actor,
-        action,
-        object_type,
-        object_id,
-        at=at,
-        facility_id=facility_id,
-        before=before,
-        after=after,
-        ip=ip,
-    )
-    record_link(session, entry)
+    record_link(session, new_link(actor, action, object_type, object_id, at=at, **facts))
 
 
 def record_link(session: Session, entry: ChainLink) -> None:
