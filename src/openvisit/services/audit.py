@@ -189,9 +189,13 @@ _APPEND_ONE = _MOVE_HEAD.add_cte(
 multi-row VALUES cannot be cached by SQLAlchemy and would be compiled again on every append."""
 
 
+_SAID = tuple(c for c in _COLUMNS if c not in ("seq", "prev_hash", "hash"))
+"""The columns of what an entry says, known before it is chained."""
+
+
 def append_params(entry: ChainLink) -> dict[str, Any]:
     """The parameters of the entry that append_when's statements write (`a_*`)."""
-    params = {f"a_{c}": getattr(entry, c) for c in _COLUMNS if c not in ("seq", "prev_hash", "hash")}
+    params = {f"a_{c}": getattr(entry, c) for c in _SAID}
     params["a_actor_kind"] = ActorKind(entry.actor_kind)
     params["a_encoding"] = encoding_before_link(entry)
     return params
@@ -202,7 +206,7 @@ def append_when(written: sa.CTE) -> tuple[sa.CTE, ...]:
     if `written` has a row: to add to that statement with add_cte, as the use case's last statement
     before COMMIT. The head is locked, the entry inserted with its hash computed there (its encoding
     completed with the head's hash and next seq, as entry_hash completes it), and the head moved: the
-    head stays locked for that statement and the COMMIT, with no round trip to the server between."""
+    head stays locked from that statement to the COMMIT that follows it, with nothing sent in between."""
     head = (
         sa.select(AuditHead.seq, AuditHead.hash)
         .where(AuditHead.id == 1, sa.exists(written.select()))
@@ -219,13 +223,12 @@ def append_when(written: sa.CTE) -> tuple[sa.CTE, ...]:
         + sa.literal_column("'}'", sa.Text)
     )
     digest = sa.func.encode(sa.func.sha256(sa.func.convert_to(encoding, sa.literal_column("'UTF8'"))), "hex")
-    said = [c for c in _COLUMNS if c not in ("seq", "prev_hash", "hash")]
     appended = (
         _TABLE.insert()
         .from_select(
-            ["seq", *said, "prev_hash", "hash"],
+            ["seq", *_SAID, "prev_hash", "hash"],
             sa.select(
-                seq, *(sa.bindparam(f"a_{c}", type_=_TABLE.c[c].type) for c in said), head.c.hash, digest
+                seq, *(sa.bindparam(f"a_{c}", type_=_TABLE.c[c].type) for c in _SAID), head.c.hash, digest
             ),
         )
         .returning(_TABLE.c.seq, _TABLE.c.hash)
